@@ -1,0 +1,43 @@
+"""The shared shape of kslim's sparsity penalties."""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class Penalty(keras.regularizers.Regularizer):
+    """Base class: `lam * sum(phi(|x|))` with a closed-form proximal operator.
+
+    Subclasses define `_phi(a)` on `a = |x|` in `keras.ops` (the value) and
+    `prox(x, step)` in NumPy: the minimiser of
+    `0.5 * (z - x)**2 + step * lam * phi(|z|)`, element-wise.
+
+    Args:
+        lam: float >= 0, the weight of the penalty (lambda in the papers).
+    """
+
+    def __init__(self, lam=1e-4):
+        lam = float(lam)
+        if not np.isfinite(lam) or lam < 0:
+            raise ValueError(
+                f"{type(self).__name__} got lam={lam}; lam must be a finite number >= 0 "
+                "(1e-4 for VGG and 1e-5 for ResNet/DenseNet in Liu et al.)."
+            )
+        self.lam = lam
+
+    def __call__(self, x):
+        return self.lam * ops.sum(self._phi(ops.abs(x)))
+
+    def _phi(self, a):
+        raise NotImplementedError
+
+    def prox(self, x, step):
+        """Proximal operator of `step * self` at `x` (NumPy in, NumPy out)."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"lam": self.lam}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
