@@ -1,0 +1,5 @@
+"""Channel pruning: graph analysis, plans, and surgery."""
+
+from kslim.pruning.plan import Plan as Plan
+from kslim.pruning.plan import plan as plan
+from kslim.pruning.prune import prune as prune

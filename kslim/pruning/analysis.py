@@ -1,0 +1,191 @@
+"""Which channel groups can be pruned, how each is scored, and what a decision does to each layer."""
+
+import math
+
+import keras
+import numpy as np
+
+from kslim.pruning import rules
+from kslim.pruning.graph import Graph
+
+_WEIGHTED = ("producer", "scale", "per_channel", "reshape")
+
+
+class Analysis:
+    """Groups of tied channels with their scores, and the layers they touch.
+
+    Attributes:
+        graph: the `Graph`.
+        score: dict group root -> max |scaling factor| over the group.
+        size: dict group root -> number of scaling factors in the group.
+        blocked: dict group root -> why it cannot be pruned (only for
+            groups that have a scaling factor).
+    """
+
+    def __init__(self, model, exclude=()):
+        self.graph = graph = Graph(model)
+        names = {n.op.name for n in graph.nodes}
+        unknown = sorted(set(exclude) - names)
+        if unknown:
+            raise ValueError(
+                f"exclude names layers {unknown} that are not in model '{model.name}'; "
+                f"valid names include {sorted(names)[:8]}..."
+            )
+        self._anc = {}
+        self.score, self.size, self.blocked = {}, {}, {}
+        for index, node in enumerate(graph.nodes):
+            if node.role != "scale":
+                continue
+            attr = "gamma" if isinstance(node.op, keras.layers.BatchNormalization) else "mask"
+            values = np.abs(keras.ops.convert_to_numpy(getattr(node.op, attr)))
+            for pos, channel in enumerate(graph.ids[node.outputs[0]]):
+                root = graph.group(channel)
+                self.score[root] = max(self.score.get(root, 0.0), float(values[pos]))
+                self.size[root] = self.size.get(root, 0) + 1
+        self._check_safety(set(exclude))
+
+    def ancestors(self, channel):
+        if channel not in self._anc:
+            self._anc[channel] = frozenset(self.graph.ancestors(channel))
+        return self._anc[channel]
+
+    def _block(self, root, reason):
+        if root in self.score and root not in self.blocked:
+            self.blocked[root] = reason
+
+    def _check_safety(self, exclude):
+        """Blocks groups that some layer would read as a non-constant once pruned."""
+        g = self.graph
+        for channel, kind in enumerate(g.kind):
+            if kind[0] in ("input", "barrier"):
+                self._block(g.group(channel), kind[1])
+        constant = {key: [frozenset()] * len(g.ids[key]) for key in g.input_keys}
+        for index, node in enumerate(g.nodes):
+            ins = [constant.get(k) for k in node.inputs]
+            if node.op.name in exclude:
+                for key in node.outputs:
+                    for channel in g.ids[key]:
+                        self._block(g.group(channel), f"layer '{node.op.name}' is excluded")
+            if node.role in ("producer", "barrier"):
+                why = (
+                    node.reason
+                    if node.role == "barrier"
+                    else f"'{node.op.name}' would read a non-constant channel once it is pruned"
+                )
+                for key, sets in zip(node.inputs, ins):
+                    self._check_reader(key, sets, why)
+            for key in node.outputs:
+                constant[key] = self._propagate(node, index, ins, key)
+        for key in g.output_keys:
+            self._check_reader(key, constant[key], "it is a model output")
+
+    def _check_reader(self, key, sets, why):
+        for channel, safe in zip(self.graph.ids[key], sets):
+            for root in self.ancestors(channel):
+                if root not in safe:
+                    self._block(root, why)
+
+    def _propagate(self, node, index, ins, key):
+        """For each output channel, the groups whose zeroing makes it constant."""
+        g = self.graph
+        width = len(g.ids[key])
+        if node.role in ("per_channel", "reshape"):
+            return ins[0]
+        if node.role == "scale":
+            return [s | {g.group(c)} for s, c in zip(ins[0], g.ids[key])]
+        if node.role == "flatten":
+            return ins[0] * (width // max(len(ins[0]), 1))
+        if node.role == "concat":
+            return [s for sets in ins for s in sets]
+        if node.role in ("merge", "multiply"):
+            combine = frozenset.union if node.role == "multiply" else frozenset.intersection
+            out = []
+            for j in range(width):
+                parts = [sets[j] if len(sets) == width else sets[0] for sets in ins]
+                out.append(combine(*parts))
+            return out
+        return [frozenset()] * width
+
+    # --- decisions -----------------------------------------------------------------
+    def prunable(self):
+        """Group roots that may be pruned, with their scores."""
+        return {r: s for r, s in self.score.items() if r not in self.blocked}
+
+    def alive(self, key, pruned):
+        """Positions of a tensor's channels that survive when `pruned` groups go."""
+        return [
+            j for j, c in enumerate(self.graph.ids[key]) if not (self.ancestors(c) & pruned)
+        ]
+
+    def units(self):
+        """`(node index, [ancestor sets of its output channels])` for every layer with a width."""
+        g = self.graph
+        return [
+            (i, [self.ancestors(c) for c in g.ids[n.outputs[0]]])
+            for i, n in enumerate(g.nodes)
+            if n.role in ("producer", "scale")
+        ]
+
+    def apply_floors(self, pruned, min_channels=1, round_to=1, max_layer_ratio=None):
+        """Restores pruned groups until every layer keeps its floor; returns the new set."""
+        pruned = set(pruned)
+        units = self.units()
+        changed = True
+        while changed:
+            changed = False
+            for _, anc in units:
+                n = len(anc)
+                kept = sum(1 for a in anc if not (a & pruned))
+                need = min_channels
+                if max_layer_ratio is not None:
+                    need = max(need, math.ceil(round((1.0 - max_layer_ratio) * n, 9)))
+                if round_to > 1 and kept < n:
+                    need = max(need, math.ceil(max(kept, need) / round_to) * round_to)
+                need = min(need, n)
+                if kept >= need:
+                    continue
+                dead = [a & pruned for a in anc if a & pruned]
+                dead.sort(key=lambda groups: -max(self.score[r] for r in groups))
+                for groups in dead[: need - kept]:
+                    pruned -= groups
+                changed = True
+        return pruned
+
+    def layer_widths(self, pruned):
+        """dict node index -> (alive input positions per input, alive output positions)."""
+        g = self.graph
+        cache = {}
+
+        def alive(key):
+            if key not in cache:
+                cache[key] = self.alive(key, pruned)
+            return cache[key]
+
+        return {
+            i: ([alive(k) for k in n.inputs], alive(n.outputs[0]))
+            for i, n in enumerate(g.nodes)
+            if n.role in _WEIGHTED
+        }
+
+    def cost(self, pruned):
+        """(params, flops) of the model after pruning `pruned` groups."""
+        widths = self.layer_widths(pruned)
+        params = self.graph.model.count_params()
+        flops = 0
+        for i, node in enumerate(self.graph.nodes):
+            layer = node.op
+            full_in = _width(self.graph.shapes[node.inputs[0]]) if node.inputs else 0
+            full_out = _width(self.graph.shapes[node.outputs[0]]) if node.outputs else 0
+            if i in widths:
+                ins, out = widths[i]
+                n_in = len(ins[0]) if node.role == "producer" else len(out)
+                params += rules.count_params(layer, n_in, len(out))
+                params -= rules.count_params(layer, full_in if node.role == "producer" else full_out, full_out)
+                flops += rules.count_flops(layer, n_in, len(out))
+            elif node.role != "input" and isinstance(layer, keras.layers.Layer):
+                flops += rules.count_flops(layer, full_in, full_out)
+        return params, flops
+
+
+def _width(shape):
+    return 1 if len(shape) < 2 or shape[-1] is None else int(shape[-1])

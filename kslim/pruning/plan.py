@@ -1,0 +1,350 @@
+"""`kslim.plan`: which channels of which layers go, as data you can print, save and re-apply."""
+
+import json
+
+import numpy as np
+
+from kslim._factors import global_threshold
+from kslim.pruning import rules
+from kslim.pruning.analysis import Analysis
+
+_FORMAT = "kslim.plan/1"
+
+
+class Plan:
+    """The pruning decision for one model: per layer, the channels that stay.
+
+    Made by `kslim.plan(model, ...)`; applied by `kslim.prune(model, plan=plan)`.
+
+    Attributes:
+        model_name: name of the model it was made for.
+        layers: dict layer name -> record with keys `class`, `in` (kept input
+            channel positions per input, or None where all stay), `out` (kept
+            output positions, or None), `select` (positions a ChannelSelect
+            keeps before the layer, or None), `zeroed` (for a layer with scaling
+            factors: the positions whose factor is pruned, i.e. zero in the
+            masked model), `channels` ([before, after]),
+            `why` (a short reason).
+        budget: the arguments that made it (`ratio`, `threshold`, ...).
+        threshold: the |scaling factor| below which channels were pruned.
+        params, flops: [before, after] totals for the whole model.
+        factors: [total, pruned] number of scaling factors (channels scored).
+        kept_reasons: dict reason -> number of scaling factors kept for it.
+    """
+
+    def __init__(self, model_name, layers, budget, threshold, params, flops, factors, kept_reasons):
+        self.model_name = model_name
+        self.layers = layers
+        self.budget = budget
+        self.threshold = threshold
+        self.params = list(params)
+        self.flops = list(flops)
+        self.factors = list(factors)
+        self.kept_reasons = dict(kept_reasons)
+
+    @property
+    def pruned_fraction(self):
+        """Fraction of the model's scaling factors (channels) that are pruned."""
+        return self.factors[1] / self.factors[0] if self.factors[0] else 0.0
+
+    def summary(self, print_fn=None):
+        """Prints (or returns, with `print_fn=False`) a per-layer before -> after table."""
+        rows = [("layer", "class", "channels", "why")]
+        for name, rec in self.layers.items():
+            before, after = rec["channels"]
+            rows.append((name, rec["class"], f"{before} -> {after}", rec["why"]))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            "  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows
+        ]
+        lines.insert(1, "-" * min(120, sum(widths) + 30))
+        pct = lambda a, b: f"{100.0 * (1 - b / a):.1f}% pruned" if a else "n/a"  # noqa: E731
+        lines += [
+            "",
+            f"channels: {self.factors[0]} scored, {self.factors[1]} pruned "
+            f"({100 * self.pruned_fraction:.1f}%), threshold |gamma| < {self.threshold:.4g}",
+            f"params:   {_human(self.params[0])} -> {_human(self.params[1])} "
+            f"({pct(*self.params)})",
+            f"FLOPs:    {_human(self.flops[0])} -> {_human(self.flops[1])} ({pct(*self.flops)})",
+        ]
+        for reason, count in sorted(self.kept_reasons.items(), key=lambda kv: -kv[1])[:5]:
+            lines.append(f"kept {count} channels: {reason}")
+        text = "\n".join(lines)
+        if print_fn is False:
+            return text
+        (print_fn or print)(text)
+        return None
+
+    def to_json(self):
+        """The plan as a JSON string (`Plan.from_json` reads it back)."""
+        return json.dumps(
+            {
+                "format": _FORMAT,
+                "model_name": self.model_name,
+                "budget": self.budget,
+                "threshold": self.threshold,
+                "params": self.params,
+                "flops": self.flops,
+                "factors": self.factors,
+                "kept_reasons": self.kept_reasons,
+                "layers": self.layers,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text):
+        """Reads a plan written by `to_json`.
+
+        Raises:
+            ValueError: if the text is not a kslim plan.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"Not a kslim plan: the text is not JSON ({e}).") from None
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(
+                f"Not a kslim plan: expected a JSON object with format '{_FORMAT}', "
+                "as written by Plan.to_json()."
+            )
+        return cls(
+            data["model_name"],
+            data["layers"],
+            data["budget"],
+            data["threshold"],
+            data["params"],
+            data["flops"],
+            data["factors"],
+            data.get("kept_reasons", {}),
+        )
+
+    def __repr__(self):
+        return (
+            f"<Plan for '{self.model_name}': {self.factors[1]}/{self.factors[0]} channels pruned, "
+            f"params {_human(self.params[0])} -> {_human(self.params[1])}, "
+            f"FLOPs {_human(self.flops[0])} -> {_human(self.flops[1])}>"
+        )
+
+
+def _human(n):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+def plan(
+    model,
+    ratio=None,
+    threshold=None,
+    flops_target=None,
+    params_target=None,
+    min_channels=1,
+    round_to=1,
+    max_layer_ratio=None,
+    exclude=(),
+):
+    """Decides which channels to prune, without touching the model.
+
+    Channels are scored by their |scaling factor| (BN gamma right after a
+    producer, or a `ChannelMask`); channels tied by an element-wise merge are
+    scored together by their largest factor and pruned together. Give exactly
+    one budget: `ratio` (the paper's global percentile), `threshold`,
+    `flops_target` or `params_target`.
+
+    Reference: Liu et al., "Learning Efficient Convolutional Networks through
+    Network Slimming", ICCV 2017, section 3.
+
+    Args:
+        model: a built functional or Sequential Keras model.
+        ratio: float in [0, 1), the fraction of all prunable scaling factors to
+            prune, by one global threshold.
+        threshold: float, prune channels whose |factor| is below it.
+        flops_target: float, the FLOPs to keep: a fraction of the model's
+            FLOPs if <= 1, else an absolute count. The ratio is found by
+            bisection.
+        params_target: float, like `flops_target` for parameters.
+        min_channels: int >= 1, the fewest channels any layer keeps.
+        round_to: int >= 1, round each pruned layer's width up to a multiple.
+        max_layer_ratio: float in (0, 1], the largest fraction of any one
+            layer's channels pruned in this pass (0.5 in the paper's
+            multi-pass scheme), or None.
+        exclude: layer names whose output channels are all kept.
+
+    Returns:
+        A `kslim.Plan`.
+
+    Raises:
+        ValueError: for a bad budget, a model kslim cannot analyse, or a model
+            with no scaling factors.
+
+    Example:
+
+    >>> p = kslim.plan(model, ratio=0.5)
+    >>> p.summary()
+    >>> slim = kslim.prune(model, plan=p)
+    """
+    return decide(*prepare(model, ratio, threshold, flops_target, params_target,
+                           min_channels, round_to, max_layer_ratio, exclude))
+
+
+def prepare(model, ratio, threshold, flops_target, params_target, min_channels, round_to,
+            max_layer_ratio, exclude):
+    """Checks `plan`'s arguments; returns `(Analysis, budgets, floors)`."""
+    budgets = {
+        k: v
+        for k, v in dict(
+            ratio=ratio, threshold=threshold, flops_target=flops_target, params_target=params_target
+        ).items()
+        if v is not None
+    }
+    if len(budgets) != 1:
+        raise ValueError(
+            f"Give exactly one of ratio, threshold, flops_target, params_target; got {sorted(budgets) or 'none'}."
+        )
+    _check_int("min_channels", min_channels, 1)
+    _check_int("round_to", round_to, 1)
+    if max_layer_ratio is not None and not 0 < max_layer_ratio <= 1:
+        raise ValueError(f"max_layer_ratio={max_layer_ratio} must be in (0, 1], or None.")
+    floors = dict(min_channels=min_channels, round_to=round_to, max_layer_ratio=max_layer_ratio)
+    return Analysis(model, exclude=tuple(exclude)), budgets, floors
+
+
+def decide(analysis, budgets, floors):
+    """The plan for an `Analysis`, one budget and the floors (checked by `plan`)."""
+    model = analysis.graph.model
+    scores = analysis.prunable()
+    if not analysis.score:
+        raise ValueError(
+            f"Model '{model.name}' has no channel scaling factors to score: add "
+            "BatchNormalization after its convolutions, or use kslim.add_channel_masks(model)."
+        )
+    (kind, value), = budgets.items()
+    if kind == "ratio":
+        if not 0 <= value < 1:
+            raise ValueError(
+                f"ratio={value} must be in [0, 1): it is the fraction of channels to prune "
+                "(0.7 prunes 70%)."
+            )
+        t = _ratio_threshold(analysis, scores, value)
+    elif kind == "threshold":
+        if not value >= 0:
+            raise ValueError(f"threshold={value} must be a number >= 0.")
+        t = float(value)
+    else:
+        t = _search(analysis, scores, kind, value, floors)
+    pruned = analysis.apply_floors({r for r, s in scores.items() if s < t}, **floors)
+    return _make_plan(model, analysis, pruned, budgets, t)
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
+
+
+def _ratio_threshold(analysis, scores, ratio):
+    pool = np.array([s for r, s in scores.items() for _ in range(analysis.size[r])])
+    return global_threshold(pool, ratio) if len(pool) else np.inf
+
+
+def _search(analysis, scores, kind, target, floors):
+    """Bisects the ratio whose plan has the largest cost not above the target."""
+    if not target > 0:
+        raise ValueError(f"{kind}={target} must be > 0: a fraction (<= 1) or a count (> 1).")
+    which = 1 if kind == "flops_target" else 0
+    full = analysis.cost(set())[which]
+    goal = target * full if target <= 1 else target
+
+    def cost(ratio):
+        t = _ratio_threshold(analysis, scores, ratio)
+        pruned = analysis.apply_floors({r for r, s in scores.items() if s < t}, **floors)
+        return analysis.cost(pruned)[which], t
+
+    if full <= goal:
+        return 0.0
+    lo, hi = 0.0, 1.0 - 1e-9
+    best_cost, best_t = cost(hi)
+    if best_cost > goal:
+        raise ValueError(
+            f"{kind}={target} cannot be reached: pruning every prunable channel (down to the "
+            f"floors) leaves {best_cost:.4g} of {full:.4g}. Lower min_channels or round_to, "
+            "or prune unprunable parts by hand."
+        )
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        c, t = cost(mid)
+        if c <= goal:
+            hi, best_t = mid, t
+        else:
+            lo = mid
+    return best_t
+
+
+def _make_plan(model, analysis, pruned, budgets, threshold):
+    g = analysis.graph
+    widths = analysis.layer_widths(pruned)
+    before, after = analysis.cost(set()), analysis.cost(pruned)
+    layers = {}
+    for i, node in enumerate(g.nodes):
+        if i not in widths:
+            continue
+        ins, out = widths[i]
+        full_ins = [len(g.ids[k]) for k in node.inputs]
+        full_out = len(g.ids[node.outputs[0]])
+        in_changed = [len(a) != f for a, f in zip(ins, full_ins)]
+        if not any(in_changed) and len(out) == full_out and node.role != "producer":
+            continue
+        if node.role == "per_channel" and not node.op.weights and not rules.edits_config(node.op):
+            continue
+        select = None
+        if node.role == "scale" and out != ins[0]:
+            rank = {j: r for r, j in enumerate(ins[0])}
+            select = [rank[j] for j in out]
+        if len(out) < full_out:
+            why = f"|gamma| < {threshold:.3g}" if node.role != "per_channel" else "follows its input"
+            if select is not None:
+                why = "channel selection on a shared stream: " + why
+        elif any(in_changed):
+            why = "input channels follow the layers before it"
+        else:
+            why = _kept_reason(analysis, node)
+        zeroed = None
+        if node.role == "scale":
+            ids = g.ids[node.outputs[0]]
+            zeroed = [j for j, c in enumerate(ids) if g.group(c) in pruned] or None
+        layers[node.op.name] = {
+            "class": type(node.op).__name__,
+            "in": [a if c else None for a, c in zip(ins, in_changed)],
+            "out": out if len(out) < full_out else None,
+            "select": select,
+            "zeroed": zeroed,
+            "channels": [full_out, len(out)],
+            "why": why,
+        }
+    total = sum(analysis.size.values())
+    cut = sum(analysis.size[r] for r in pruned)
+    kept_reasons = {}
+    for root, reason in analysis.blocked.items():
+        kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
+    return Plan(
+        model.name,
+        layers,
+        budgets,
+        float(threshold),
+        [before[0], after[0]],
+        [before[1], after[1]],
+        [total, cut],
+        kept_reasons,
+    )
+
+
+def _kept_reason(analysis, node):
+    g = analysis.graph
+    for c in g.ids[node.outputs[0]]:
+        root = g.group(c)
+        if root in analysis.blocked:
+            return "kept: " + analysis.blocked[root]
+    if not any(g.group(c) in analysis.score for c in g.ids[node.outputs[0]]):
+        return "kept: no scaling factor scores it"
+    return "kept: all channels above the threshold"

@@ -1,0 +1,79 @@
+"""`kslim.prune`: plan + surgery in one call."""
+
+from kslim.pruning import surgery
+from kslim.pruning.analysis import Analysis
+from kslim.pruning.plan import Plan
+from kslim.pruning.plan import decide, prepare
+
+
+def prune(
+    model,
+    ratio=None,
+    threshold=None,
+    flops_target=None,
+    params_target=None,
+    plan=None,
+    min_channels=1,
+    round_to=1,
+    max_layer_ratio=None,
+    exclude=(),
+    compensate=True,
+):
+    """Returns a new, physically narrower copy of `model` without its weakest channels.
+
+    Decides with `kslim.plan` (or applies a given `plan`), then rebuilds the
+    model from its config with fewer filters/units and copies the kept weight
+    slices. Layer names are kept; `model` is not modified. The result is plain
+    Keras, plus `kslim.layers.ChannelSelect` where a block reads part of a
+    shared stream (pre-activation ResNet, DenseNet); `ChannelMask` layers that
+    follow a linear producer are folded into its weights.
+
+    Before fine-tuning, the pruned model computes what the original computes
+    with the pruned scaling factors set to zero: the constant that each pruned
+    channel still emits (BN's beta through the activation) is folded into the
+    next layer's bias, or into the next BN's moving mean when that layer has
+    no bias. This is exact for Dense layers and 1x1 convolutions and exact in
+    the interior of larger kernels; on zero-padded borders it is approximate.
+
+    Reference: Liu et al., "Learning Efficient Convolutional Networks through
+    Network Slimming", ICCV 2017.
+
+    Args:
+        model: a built functional or Sequential Keras model.
+        ratio, threshold, flops_target, params_target, min_channels,
+            round_to, max_layer_ratio, exclude: see `kslim.plan`.
+        plan: a `kslim.Plan` (from `kslim.plan` or `Plan.from_json`) to
+            apply instead of a budget.
+        compensate: bool, fold the pruned channels' constants into the next
+            layer (default True).
+
+    Returns:
+        A new `keras.Model` (a `keras.Sequential` for a Sequential input).
+
+    Raises:
+        ValueError: for a bad budget, a plan made for another model, or a
+            model kslim cannot analyse (e.g. a subclassed model).
+
+    Example:
+
+    >>> slim = kslim.prune(model, ratio=0.6)
+    >>> kslim.profile(slim).params < kslim.profile(model).params
+    True
+    """
+    if plan is not None:
+        if any(v is not None for v in (ratio, threshold, flops_target, params_target)):
+            raise ValueError("Give either plan= or a budget (ratio, threshold, ...), not both.")
+        if not isinstance(plan, Plan):
+            raise TypeError(
+                f"plan must be a kslim.Plan, got {type(plan).__name__}; "
+                "read a saved plan with kslim.Plan.from_json(text)."
+            )
+        analysis = Analysis(model)
+    else:
+        analysis, budgets, floors = prepare(
+            model, ratio, threshold, flops_target, params_target,
+            min_channels, round_to, max_layer_ratio, exclude,
+        )
+        plan = decide(analysis, budgets, floors)
+    pruned = surgery.pruned_groups(analysis, plan)
+    return surgery.rebuild(model, analysis, plan, pruned, compensate=compensate)

@@ -1,0 +1,178 @@
+"""Small real architectures of every family kslim supports, for tests and benchmarks.
+
+Each builder returns a functional (or Sequential) Keras model with BN momentum
+0.9 and readable layer names. They are narrow so that tests stay fast.
+"""
+
+import keras
+
+L = keras.layers
+
+
+def _cbr(x, filters, name, kernel=3, strides=1, act=True):
+    x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name + "_conv")(x)
+    x = L.BatchNormalization(momentum=0.9, name=name + "_bn")(x)
+    return L.ReLU(name=name + "_relu")(x) if act else x
+
+
+def vgg(input_shape=(16, 16, 3), classes=10):
+    x = inp = keras.Input(input_shape)
+    for i, f in enumerate([16, 16, "M", 32, 32, "M", 64]):
+        x = L.MaxPooling2D(name=f"pool{i}")(x) if f == "M" else _cbr(x, f, f"block{i}")
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(32, name="fc1")(x)
+    x = L.BatchNormalization(momentum=0.9, name="fc1_bn")(x)
+    x = L.ReLU(name="fc1_relu")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="vgg")
+
+
+def resnet(input_shape=(16, 16, 3), classes=10):
+    """Post-activation ResNet with identity and projection shortcuts."""
+    x = inp = keras.Input(input_shape)
+    x = _cbr(x, 16, "stem")
+    for s, (f, stride) in enumerate([(16, 1), (32, 2)]):
+        for b in range(2):
+            name = f"s{s}b{b}"
+            y = _cbr(x, f, name + "a", strides=stride if b == 0 else 1)
+            y = _cbr(y, f, name + "b", act=False)
+            if b == 0 and (stride != 1 or x.shape[-1] != f):
+                x = _cbr(x, f, name + "_proj", kernel=1, strides=stride, act=False)
+            x = L.ReLU(name=name + "_out")(L.Add(name=name + "_add")([x, y]))
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="resnet")
+
+
+def preact_resnet(input_shape=(16, 16, 3), classes=10):
+    """Pre-activation bottleneck ResNet: BNs on the shared stream need channel selection."""
+    x = inp = keras.Input(input_shape)
+    x = L.Conv2D(16, 3, padding="same", use_bias=False, name="stem")(x)
+    for s, (planes, stride) in enumerate([(8, 1), (16, 2)]):
+        for b in range(2):
+            name = f"s{s}b{b}"
+            y = L.BatchNormalization(momentum=0.9, name=name + "_bn1")(x)
+            y = L.ReLU(name=name + "_relu1")(y)
+            shortcut = x
+            if b == 0:
+                shortcut = L.Conv2D(planes * 4, 1, strides=stride, use_bias=False, name=name + "_down")(x)
+            y = L.Conv2D(planes, 1, use_bias=False, name=name + "_conv1")(y)
+            y = L.BatchNormalization(momentum=0.9, name=name + "_bn2")(y)
+            y = L.ReLU(name=name + "_relu2")(y)
+            y = L.Conv2D(planes, 3, strides=stride if b == 0 else 1, padding="same", use_bias=False, name=name + "_conv2")(y)
+            y = L.BatchNormalization(momentum=0.9, name=name + "_bn3")(y)
+            y = L.ReLU(name=name + "_relu3")(y)
+            y = L.Conv2D(planes * 4, 1, use_bias=False, name=name + "_conv3")(y)
+            x = L.Add(name=name + "_add")([shortcut, y])
+    x = L.BatchNormalization(momentum=0.9, name="final_bn")(x)
+    x = L.ReLU(name="final_relu")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="preact_resnet")
+
+
+def densenet(input_shape=(16, 16, 3), classes=10, growth=6, layers=3):
+    x = inp = keras.Input(input_shape)
+    x = L.Conv2D(12, 3, padding="same", use_bias=False, name="stem")(x)
+    for blk in range(2):
+        for i in range(layers):
+            name = f"d{blk}l{i}"
+            y = L.BatchNormalization(momentum=0.9, name=name + "_bn")(x)
+            y = L.ReLU(name=name + "_relu")(y)
+            y = L.Conv2D(growth, 3, padding="same", use_bias=False, name=name + "_conv")(y)
+            x = L.Concatenate(name=name + "_cat")([x, y])
+        if blk == 0:
+            x = L.BatchNormalization(momentum=0.9, name="trans_bn")(x)
+            x = L.ReLU(name="trans_relu")(x)
+            x = L.Conv2D(x.shape[-1], 1, use_bias=False, name="trans_conv")(x)
+            x = L.AveragePooling2D(2, name="trans_pool")(x)
+    x = L.BatchNormalization(momentum=0.9, name="final_bn")(x)
+    x = L.ReLU(name="final_relu")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="densenet")
+
+
+def mobilenet(input_shape=(16, 16, 3), classes=10):
+    """Depthwise-separable blocks (MobileNet v1 style) plus one SeparableConv2D."""
+    x = inp = keras.Input(input_shape)
+    x = _cbr(x, 16, "stem", strides=1)
+    for i, (f, stride) in enumerate([(32, 1), (32, 2), (64, 1)]):
+        x = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"dw{i}")(x)
+        x = L.BatchNormalization(momentum=0.9, name=f"dw{i}_bn")(x)
+        x = L.ReLU(6.0, name=f"dw{i}_relu")(x)
+        x = _cbr(x, f, f"pw{i}", kernel=1)
+    x = L.SeparableConv2D(48, 3, padding="same", use_bias=False, name="sep")(x)
+    x = L.BatchNormalization(momentum=0.9, name="sep_bn")(x)
+    x = L.ReLU(name="sep_relu")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="mobilenet")
+
+
+def se_net(input_shape=(16, 16, 3), classes=10):
+    """Squeeze-and-excitation: a broadcasting Multiply ties the excitation to the block's channels."""
+    x = inp = keras.Input(input_shape)
+    x = _cbr(x, 16, "stem")
+    for i in range(2):
+        y = _cbr(x, 32, f"b{i}")
+        s = L.GlobalAveragePooling2D(name=f"b{i}_squeeze")(y)
+        s = L.Dense(8, activation="relu", name=f"b{i}_fc1")(s)
+        s = L.Dense(32, activation="sigmoid", name=f"b{i}_fc2")(s)
+        s = L.Reshape((1, 1, 32), name=f"b{i}_reshape")(s)
+        x = L.Multiply(name=f"b{i}_scale")([y, s])
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="se_net")
+
+
+def mlp(input_shape=(28, 28, 1), classes=10):
+    x = inp = keras.Input(input_shape)
+    x = L.Flatten(name="flatten")(x)
+    for i, units in enumerate([64, 32]):
+        x = L.Dense(units, name=f"fc{i}")(x)
+        x = L.BatchNormalization(momentum=0.9, name=f"fc{i}_bn")(x)
+        x = L.ReLU(name=f"fc{i}_relu")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="mlp")
+
+
+def sequential(input_shape=(16, 16, 3), classes=10):
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            L.Conv2D(16, 3, padding="same", name="conv1"),
+            L.BatchNormalization(momentum=0.9, name="bn1"),
+            L.Activation("relu", name="act1"),
+            L.MaxPooling2D(name="pool1"),
+            L.Conv2D(32, 3, padding="same", name="conv2"),
+            L.BatchNormalization(momentum=0.9, name="bn2"),
+            L.Activation("relu", name="act2"),
+            L.GlobalAveragePooling2D(name="gap"),
+            L.Dense(classes, name="logits"),
+        ],
+        name="sequential_cnn",
+    )
+
+
+def keras_resnet50():
+    return keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
+
+
+def keras_mobilenetv2():
+    return keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10, alpha=0.35)
+
+
+def keras_densenet121():
+    return keras.applications.DenseNet121(weights=None, input_shape=(32, 32, 3), classes=10)
+
+
+CUSTOM = {
+    "vgg": vgg,
+    "resnet": resnet,
+    "preact_resnet": preact_resnet,
+    "densenet": densenet,
+    "mobilenet": mobilenet,
+    "se_net": se_net,
+    "mlp": mlp,
+    "sequential": sequential,
+}
+APPLICATIONS = {
+    "keras_resnet50": keras_resnet50,
+    "keras_mobilenetv2": keras_mobilenetv2,
+    "keras_densenet121": keras_densenet121,
+}
+ALL = {**CUSTOM, **APPLICATIONS}
