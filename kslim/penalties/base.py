@@ -26,7 +26,9 @@ class Penalty(keras.regularizers.Regularizer):
         self.lam = lam
 
     def __call__(self, x):
-        return self.lam * ops.sum(self._phi(ops.abs(x)))
+        # sign(x) * x equals |x|, but its gradient is 0 at x = 0 on every backend
+        # (JAX's abs has gradient 1 there): the subgradient convention sign(0) = 0.
+        return self.lam * ops.sum(self._phi(ops.sign(x) * x))
 
     def _phi(self, a):
         raise NotImplementedError
