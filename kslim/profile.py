@@ -307,29 +307,35 @@ def _walk(graph, prefix, alias, calls):
 
 def _macs(call):
     """Multiply-accumulates of one sample through one layer call (0 for uncounted layers)."""
-    layer = call.operation
-    if not isinstance(
-        layer, (keras.layers.Dense,) + _CONV + _CONV_TRANSPOSE + _DEPTHWISE + _SEPARABLE
-    ):
-        return 0
     x = _known(call.name, call.node.input_tensors[0].shape)
     y = _known(call.name, call.node.outputs[0].shape)
+    return layer_macs(call.operation, x, y)
+
+
+def layer_macs(layer, x, y):
+    """Multiply-accumulates of one sample through `layer` with input shape `x`, output `y`.
+
+    The channel counts are read from the shapes, not from the layer's config,
+    so that the pruning planner can ask what a narrower layer would cost.
+    """
+    if not isinstance(layer, (keras.layers.Dense,) + _CONV + _CONV_TRANSPOSE + _DEPTHWISE + _SEPARABLE):
+        return 0
     if isinstance(layer, keras.layers.Dense):
-        return math.prod(x[1:]) * layer.units
+        return math.prod(x[1:]) * y[-1]
     first = layer.data_format == "channels_first"
-    c_in = x[1] if first else x[-1]
+    c_in, c_out = (x[1], y[1]) if first else (x[-1], y[-1])
     x_space = x[2:] if first else x[1:-1]
     y_space = y[2:] if first else y[1:-1]
     window = math.prod(layer.kernel_size)
     if isinstance(layer, _CONV):
-        return math.prod(y_space) * layer.filters * window * c_in // layer.groups
+        return math.prod(y_space) * c_out * window * c_in // layer.groups
     if isinstance(layer, _CONV_TRANSPOSE):
         # Every input position scatters a window into every output channel.
-        return math.prod(x_space) * c_in * window * layer.filters
+        return math.prod(x_space) * c_in * window * c_out
     depthwise = math.prod(y_space) * c_in * layer.depth_multiplier * window
     if isinstance(layer, _DEPTHWISE):
         return depthwise
-    return depthwise + math.prod(y_space) * c_in * layer.depth_multiplier * layer.filters
+    return depthwise + math.prod(y_space) * c_in * layer.depth_multiplier * c_out
 
 
 def _known(name, shape):

@@ -66,23 +66,23 @@ class Analysis:
                 for key in node.outputs:
                     for channel in g.ids[key]:
                         self._block(g.group(channel), f"layer '{node.op.name}' is excluded")
-            if node.role in ("producer", "barrier"):
-                why = (
-                    node.reason
-                    if node.role == "barrier"
-                    else f"'{node.op.name}' would read a non-constant channel once it is pruned"
-                )
+            if node.role == "barrier":  # it may use every channel: keep them all
+                for key in node.inputs:
+                    self._check_reader(key, None, node.reason)
+            elif node.role == "producer":
+                why = f"'{node.op.name}' would read a non-constant channel once it is pruned"
                 for key, sets in zip(node.inputs, ins):
                     self._check_reader(key, sets, why)
             for key in node.outputs:
                 constant[key] = self._propagate(node, index, ins, key)
         for key in g.output_keys:
-            self._check_reader(key, constant[key], "it is a model output")
+            self._check_reader(key, None, "it is a model output")
 
     def _check_reader(self, key, sets, why):
-        for channel, safe in zip(self.graph.ids[key], sets):
+        """Blocks the groups a reader of `key` needs; `sets=None` means it needs them all."""
+        for j, channel in enumerate(self.graph.ids[key]):
             for root in self.ancestors(channel):
-                if root not in safe:
+                if sets is None or root not in sets[j]:
                     self._block(root, why)
 
     def _propagate(self, node, index, ins, key):

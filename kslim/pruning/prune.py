@@ -32,8 +32,9 @@ def prune(
     with the pruned scaling factors set to zero: the constant that each pruned
     channel still emits (BN's beta through the activation) is folded into the
     next layer's bias, or into the next BN's moving mean when that layer has
-    no bias. This is exact for Dense layers and 1x1 convolutions and exact in
-    the interior of larger kernels; on zero-padded borders it is approximate.
+    no bias, or else into a bias the layer is given. This is exact for Dense
+    layers and 1x1 convolutions and exact in the interior of larger kernels;
+    on zero-padded borders it is approximate.
 
     Reference: Liu et al., "Learning Efficient Convolutional Networks through
     Network Slimming", ICCV 2017.

@@ -213,24 +213,14 @@ def edit_config(layer, config, out_keep):
 
 
 def count_flops(layer, n_in, n_out):
-    """FLOPs (2 x multiply-accumulates) of a producer or depthwise layer at the given widths.
+    """FLOPs (2 x multiply-accumulates, as `kslim.profile` counts) of one call of
+    `layer` with `n_in` input and `n_out` output channels, at batch size 1."""
+    from kslim.profile import layer_macs
 
-    Only convolutions and dense layers are counted, as in Liu et al. (2017);
-    other layers count 0.
-    """
-    def spatial(shape):
-        return int(np.prod([d for d in shape[1:-1]], dtype=np.int64))
-
-    kernel = int(np.prod(getattr(layer, "kernel_size", (1,)), dtype=np.int64))
-    if isinstance(layer, _TRANSPOSE):
-        return 2 * spatial(layer.input.shape) * kernel * n_in * n_out
-    if isinstance(layer, _SEPARABLE):
-        m = layer.depth_multiplier
-        return 2 * spatial(layer.output.shape) * (kernel * n_in * m + n_in * m * n_out)
+    if not isinstance(layer, _CONV + _TRANSPOSE + _SEPARABLE + _DEPTHWISE + (L.Dense,)):
+        return 0
+    x = tuple(layer.input.shape[:-1]) + (n_in,)
+    y = tuple(layer.output.shape[:-1]) + (n_out,)
     if isinstance(layer, _DEPTHWISE):
-        return 2 * spatial(layer.output.shape) * kernel * n_out * layer.depth_multiplier
-    if isinstance(layer, _CONV):
-        return 2 * spatial(layer.output.shape) * kernel * n_in * n_out // layer.groups
-    if isinstance(layer, L.Dense):
-        return 2 * spatial(layer.output.shape) * n_in * n_out
-    return 0
+        x = x[:-1] + (n_out,)
+    return 2 * layer_macs(layer, x, y)

@@ -6,16 +6,12 @@ The model's config is edited (`filters`/`units`, no `build_config`, a
 sliced weights. Layer names are kept; the original model is not touched.
 """
 
-import copy
-
 import keras
 import numpy as np
 
 from kslim.layers.channel_mask import ChannelMask
 from kslim.layers.channel_select import ChannelSelect
-from kslim.pruning import compensation, rules
-
-_KT = "__keras_tensor__"
+from kslim.pruning import compensation, config_edit, rules
 
 
 def pruned_groups(analysis, plan):
@@ -89,18 +85,17 @@ def rebuild(model, analysis, plan, pruned, compensate=True):
     folded = _fold_masks(g, weights)
     config = model.get_config()
     is_sequential = isinstance(model, keras.Sequential)
-    entries = config["layers"]
-    for entry in entries:
+    for entry in config["layers"]:
         entry.pop("build_config", None)
-        name = entry.get("config", {}).get("name", entry.get("name"))
+        name = config_edit.entry_name(entry)
         if name in records and records[name]["out"] is not None:
             rules.edit_config(nodes[name][1].op, entry["config"], records[name]["out"])
         if name in enable_bias:
             entry["config"]["use_bias"] = True
-    _insert_selects(entries, records, is_sequential)
-    _remove_layers(config, folded, is_sequential)
+    _insert_selects(config, records, is_sequential)
+    config_edit.remove(config, set(folded), is_sequential)
     try:
-        new = (keras.Sequential if is_sequential else keras.Model).from_config(config)
+        new = config_edit.rebuild(config, is_sequential)
     except Exception as e:  # the config was edited consistently; say where it broke
         raise ValueError(f"Could not rebuild pruned model '{model.name}': {e}") from e
     for layer in new.layers:
@@ -174,61 +169,11 @@ def _fold_masks(g, weights):
     return folded
 
 
-def _keras_tensors(obj):
-    if isinstance(obj, dict):
-        if obj.get("class_name") == _KT:
-            yield obj
-        else:
-            for v in obj.values():
-                yield from _keras_tensors(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _keras_tensors(v)
-
-
-def _insert_selects(entries, records, is_sequential):
-    taken = {e.get("name", e.get("config", {}).get("name")) for e in entries}
-    i = 0
-    while i < len(entries):
-        entry = entries[i]
-        name = entry.get("name", entry.get("config", {}).get("name"))
-        rec = records.get(name)
-        if not rec or rec["select"] is None:
-            i += 1
+def _insert_selects(config, records, is_sequential):
+    for name, rec in list(records.items()):
+        if rec.get("select") is None:
             continue
-        select_name = f"{name}_select"
-        while select_name in taken:
-            select_name += "_"
-        taken.add(select_name)
-        new = keras.saving.serialize_keras_object(ChannelSelect(rec["select"], name=select_name))
-        new.pop("build_config", None)
-        if not is_sequential:
-            (tensor,) = list(_keras_tensors(entry["inbound_nodes"]))
-            new["name"] = select_name
-            new["inbound_nodes"] = [{"args": [copy.deepcopy(tensor)], "kwargs": {}}]
-            tensor["config"]["keras_history"] = [select_name, 0, 0]
-        entries.insert(i, new)
-        i += 2
-
-
-def _remove_layers(config, folded, is_sequential):
-    """Drops folded layers and points their readers at the layer before them."""
-    if not folded:
-        return
-    entries = config["layers"]
-    if is_sequential:
-        config["layers"] = [e for e in entries if e["config"]["name"] not in folded]
-        return
-    source = {}
-    for entry in entries:
-        if entry["name"] in folded:
-            (tensor,) = list(_keras_tensors(entry["inbound_nodes"]))
-            source[entry["name"]] = tensor["config"]["keras_history"]
-    config["layers"] = [e for e in entries if e["name"] not in folded]
-    for tensor in _keras_tensors(config["layers"]):
-        history = tensor["config"]["keras_history"]
-        if history[0] in source:
-            tensor["config"]["keras_history"] = list(source[history[0]])
-    for ref in config["output_layers"] if isinstance(config["output_layers"][0], list) else [config["output_layers"]]:
-        if ref[0] in source:
-            ref[:] = list(source[ref[0]])
+        select = ChannelSelect(rec["select"], name=config_edit.unique_name(config, f"{name}_select"))
+        entry = keras.saving.serialize_keras_object(select)
+        entry.pop("build_config", None)
+        config_edit.insert_before(config, name, entry, is_sequential)

@@ -1,0 +1,81 @@
+"""`kslim.add_channel_masks`: scaling factors for layers that have no BatchNormalization."""
+
+import keras
+
+from kslim.layers.channel_mask import ChannelMask
+from kslim.pruning import config_edit
+from kslim.pruning.analysis import Analysis
+
+
+def add_channel_masks(model, exclude=()):
+    """Returns a copy of `model` with a `ChannelMask` after every unscored producer.
+
+    Use it for networks without BatchNormalization (LeNet-5, an MLP) so that
+    Yang et al.'s method runs through the usual workflow: `add_channel_masks`
+    -> `attach` -> `fit` -> `prune`. A mask goes right after each Conv/Dense
+    layer whose channels no scaling factor scores and that does not feed the
+    model output directly. A fused activation is split off into an
+    `Activation` layer after the mask, so that `kslim.prune` can later fold
+    the mask into the layer's weights. Weights are copied; `model` is not
+    modified.
+
+    Reference: Yang, Lee, Lee and Park, "Structured Pruning of Convolutional
+    Neural Networks via L1 Regularization", IEEE Access 2019.
+
+    Args:
+        model: a built functional or Sequential Keras model.
+        exclude: names of layers that get no mask.
+
+    Returns:
+        A new Keras model; the masks are named `<layer>_mask`.
+
+    Raises:
+        ValueError: if no layer can take a mask.
+
+    Example:
+
+    >>> masked = kslim.add_channel_masks(lenet)
+    >>> kslim.attach(masked, lam=1e-4)
+    """
+    analysis = Analysis(model)
+    g = analysis.graph
+    out_groups = {g.group(c) for key in g.output_keys for c in g.ids[key]}
+    targets = []
+    for node in g.nodes:
+        if node.role != "producer" or node.op.name in exclude:
+            continue
+        groups = {g.group(c) for c in g.ids[node.outputs[0]]}
+        if groups & out_groups or any(r in analysis.score for r in groups):
+            continue
+        targets.append(node.op)
+    if not targets:
+        raise ValueError(
+            f"Model '{model.name}' has no Conv/Dense layer that could take a ChannelMask: every "
+            "one is already followed by BatchNormalization, excluded, or feeds the output."
+        )
+    is_sequential = isinstance(model, keras.Sequential)
+    config = model.get_config()
+    for entry in config["layers"]:
+        entry.pop("build_config", None)
+    for layer in targets:
+        entry = next(e for e in config["layers"] if config_edit.entry_name(e) == layer.name)
+        activation = entry["config"].get("activation", "linear")
+        mask = ChannelMask(name=config_edit.unique_name(config, f"{layer.name}_mask"))
+        if activation not in ("linear", None):
+            entry["config"]["activation"] = "linear"
+            act = keras.layers.Activation(
+                activation, name=config_edit.unique_name(config, f"{layer.name}_act")
+            )
+            config_edit.insert_after(config, layer.name, _serialize(act), is_sequential)
+        config_edit.insert_after(config, layer.name, _serialize(mask), is_sequential)
+    new = config_edit.rebuild(config, is_sequential)
+    for layer in new.layers:
+        if not isinstance(layer, ChannelMask) and layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return new
+
+
+def _serialize(layer):
+    entry = keras.saving.serialize_keras_object(layer)
+    entry.pop("build_config", None)
+    return entry
