@@ -1,0 +1,15 @@
+"""Deployment: SavedModel and TFLite export with parity checks, and on-device measurement.
+
+`kslim.export` and `kslim.measure` are the two names most users need; the
+rest of this package is reached with `from kslim.deploy import ...`.
+"""
+
+from kslim.deploy.compare import Comparison as Comparison
+from kslim.deploy.compare import compare as compare
+from kslim.deploy.export import export as export
+from kslim.deploy.export_file import export_file as export_file
+from kslim.deploy.measure import measure as measure
+from kslim.deploy.measurement import Measurement as Measurement
+from kslim.deploy.ops import BUILTIN_OPS as BUILTIN_OPS
+from kslim.deploy.ops import list_ops as list_ops
+from kslim.deploy.report import ExportReport as ExportReport

@@ -1,0 +1,236 @@
+"""`export`: write a Keras model as a SavedModel or TFLite file and prove it computes the same thing."""
+
+import os
+import shutil
+import tempfile
+
+import keras
+
+from kslim.deploy import convert as _convert
+from kslim.deploy import data as _data
+from kslim.deploy import parity as _parity
+from kslim.deploy.ops import BUILTIN_OPS, list_ops
+from kslim.deploy.report import ExportReport
+
+FORMATS = ("tflite", "saved_model")
+
+# Parity inputs drawn from representative_data when no validation_data is given.
+_PARITY_SAMPLES = 1000
+
+
+def export(
+    model,
+    path,
+    format="tflite",
+    quantize=None,
+    representative_data=None,
+    validation_data=None,
+    atol=None,
+    int8_io=False,
+    overwrite=False,
+):
+    """Exports a Keras model to TFLite or a SavedModel, checked against Keras.
+
+    Use it on a pruned (or any) single-input, single-output Keras model to
+    ship it to phones (`"tflite"`) or to TensorFlow Serving (`"saved_model"`).
+    The export runs on the same inputs as the Keras model and is refused when
+    the outputs differ beyond a tolerance, so a file that exists is a file that
+    was checked. TFLite files use builtin operators only (no TensorFlow "Flex"
+    ops): they run on the stock LiteRT runtime; kslim's `ChannelSelect` becomes
+    a `GATHER`.
+
+    Quantization (`format="tflite"` only):
+
+    - `None`: float32 weights and math.
+    - `"float16"`: float16 weights (half the size), float32 math on CPU.
+    - `"dynamic"`: int8 weights, activations quantized on the fly.
+    - `"int8"`: full integer, calibrated on the first 200 samples of
+      `representative_data` (required). Inputs and outputs stay float32 (the
+      model quantizes them itself) unless `int8_io=True`, which makes them
+      int8 tensors with the scale and zero point found in the interpreter's
+      input/output details, as int8-only accelerators want.
+
+    Parity inputs are `validation_data` if given, else up to 1000 samples of
+    `representative_data`, else 32 deterministic standard-normal inputs. The
+    default tolerance is relative to the output scale `max|y_keras|`: 1e-5 for
+    a SavedModel, 1e-4 for float32, 1e-2 for float16, 0.1 for dynamic and 0.2
+    for int8; with labelled `validation_data`, dynamic and int8 exports must
+    also lose at most 1 accuracy point. `atol` replaces all of this with
+    `max|y_keras - y_exported| <= atol`.
+
+    The output is written to a temporary name in the same directory, checked,
+    then moved into place with `os.replace`: a failed export leaves nothing
+    behind.
+
+    Reference: Jacob et al., "Quantization and Training of Neural Networks for
+    Efficient Integer-Arithmetic-Only Inference", CVPR 2018 (the int8 scheme).
+
+    Args:
+        model: a built functional or Sequential `keras.Model` with one input
+            and one output.
+        path: str or os.PathLike, the `.tflite` file or SavedModel directory
+            to write. Its directory must exist.
+        format: str, `"tflite"` (default) or `"saved_model"`.
+        quantize: str or None, `None`, `"float16"`, `"dynamic"` or `"int8"`.
+        representative_data: calibration inputs: a NumPy array of inputs, an
+            `(x, y)` tuple, or a finite `tf.data.Dataset` of `x` or `(x, y)`,
+            batched or not.
+        validation_data: labelled data `(x, y)` (arrays or a finite
+            `tf.data.Dataset` of `(x, y)`) on which to compare outputs and
+            top-1 accuracy; labels are class ids or one-hot.
+        atol: optional float, an absolute bound on the output difference that
+            replaces the default rule.
+        int8_io: bool, int8 inputs and outputs for `quantize="int8"`.
+        overwrite: bool, replace an existing `path`.
+
+    Returns:
+        An `ExportReport` with the path, format, size, operators, output
+        difference and accuracies; `print` it for a summary, `to_dict()` for
+        logging.
+
+    Raises:
+        TypeError: if `model` is not a Keras model or the data has the wrong type.
+        ValueError: for a bad `format`/`quantize`, int8 without
+            `representative_data`, a model with several inputs or outputs, a
+            conversion that needs non-builtin ops, or an export that fails the
+            parity check.
+        FileExistsError: if `path` exists and `overwrite` is False.
+        FileNotFoundError: if the directory of `path` does not exist.
+
+    Example:
+
+    >>> report = kslim.export(slim, "slim.tflite", quantize="int8",
+    ...                       representative_data=x_train[:500],
+    ...                       validation_data=(x_test, y_test))
+    >>> print(report)
+    """
+    _check_model(model)
+    path = _check_arguments(path, format, quantize, representative_data, int8_io, overwrite)
+    x_rep, _ = _data._as_arrays(representative_data, model, "representative_data", _PARITY_SAMPLES)
+    x_val, y_val = _data._as_arrays(validation_data, model, "validation_data")
+    if x_val is not None:
+        x, y, source = x_val, y_val, "validation_data"
+    elif x_rep is not None:
+        x, y, source = x_rep, None, "representative_data"
+    else:
+        x, y, source = _parity._random_inputs(model), None, "random"
+
+    if format == "tflite":
+        content = _convert._tflite_bytes(model, quantize, x_rep, int8_io)
+        ops = list_ops(content)
+        foreign = [op for op in ops if op not in BUILTIN_OPS]
+        if foreign:
+            raise ValueError(
+                f"The TFLite model of '{model.name}' needs non-builtin ops {foreign}; replace the layers "
+                "that use them with standard Keras layers."
+            )
+    else:
+        content = ops = None
+
+    y_keras = _parity._run_keras(model, x)
+    directory = os.path.dirname(path) or "."
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        staged = os.path.join(staging, os.path.basename(path))
+        if format == "tflite":
+            with open(staged, "wb") as f:
+                f.write(content)
+            y_exported = _parity._run_tflite(staged, x)
+            size = os.path.getsize(staged)
+        else:
+            _convert._write_saved_model(model, staged)
+            y_exported = _parity._run_saved_model(staged, x)
+            size = _tree_size(staged)
+        stats, failure = _parity._compare(y_keras, y_exported, y, format, quantize, atol)
+        if failure is not None:
+            raise ValueError(
+                f"Export of model '{model.name}' to {path} ({format}, quantize={quantize!r}) failed the "
+                f"parity check on {len(x)} {source} inputs: {failure}. Nothing was written; check the "
+                "data matches the model's preprocessing, or pass a looser atol."
+            )
+        _commit(staged, path, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportReport(
+        path=path,
+        format=format,
+        quantize=quantize,
+        int8_io=bool(int8_io),
+        size_bytes=size,
+        ops=ops,
+        parity_data=source,
+        num_samples=len(x),
+        **stats,
+    )
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"kslim.export needs a keras.Model, got {type(model).__name__}; load one with "
+            "keras.saving.load_model first."
+        )
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(
+            f"Model '{model.name}' has no defined inputs (a subclassed or unbuilt model); build it with "
+            "the functional API or give the Sequential model a keras.Input."
+        )
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"Model '{model.name}' has {len(inputs)} inputs and {len(outputs)} outputs; kslim.export "
+            "checks single-input, single-output models. Wrap it in a model with one of each."
+        )
+
+
+def _check_arguments(path, format, quantize, representative_data, int8_io, overwrite):
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r} is not supported; use one of {FORMATS}.")
+    if quantize not in _convert.QUANTIZE_MODES:
+        raise ValueError(
+            f"quantize={quantize!r} is not supported; use one of {_convert.QUANTIZE_MODES}."
+        )
+    if format == "saved_model" and quantize is not None:
+        raise ValueError(
+            f"quantize={quantize!r} applies to TFLite only; use format='tflite' or quantize=None."
+        )
+    if quantize == "int8" and representative_data is None:
+        raise ValueError(
+            "quantize='int8' needs representative_data (a few hundred training inputs) to calibrate "
+            "activation ranges; pass representative_data=x_train[:500]. Do not calibrate on the "
+            "validation data, or its accuracy will flatter the model."
+        )
+    if int8_io and quantize != "int8":
+        raise ValueError(f"int8_io=True needs quantize='int8', got quantize={quantize!r}.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
+    path = os.fspath(path)
+    if format == "tflite" and not path.endswith(".tflite"):
+        raise ValueError(f"The TFLite output path '{path}' must end in '.tflite'.")
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"The directory '{directory}' of the output path does not exist; create it first."
+        )
+    return path
+
+
+def _commit(staged, path, staging):
+    """Moves the checked output into place; an old file or directory there goes to the staging area."""
+    replaced_directory = os.path.isdir(path) and not os.path.islink(path)
+    if replaced_directory or (os.path.lexists(path) and os.path.isdir(staged)):
+        os.replace(path, os.path.join(staging, ".previous"))
+    os.replace(staged, path)
+
+
+def _tree_size(directory):
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(directory)
+        for name in names
+    )
