@@ -35,3 +35,13 @@ def mnist():
         pytest.fail(f"{path} is missing: the tests need the shared data folder beside the repository.")
     with np.load(path) as f:
         return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Two strategies in one process can reuse collective instance keys and abort
+    each other's all-reduce with a shape mismatch, so tests share this one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
