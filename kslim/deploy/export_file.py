@@ -2,6 +2,7 @@
 
 import os
 
+from kslim._files import load_model
 from kslim.deploy.convert import _CALIBRATION_SAMPLES, QUANTIZE_MODES
 from kslim.deploy.export import FORMATS, export
 
@@ -89,7 +90,7 @@ def export_file(
 
         representative = read("train", _CALIBRATION_SAMPLES)
         validation = read("test", limit)
-    model = _load_keras(model_path)
+    model = load_model(model_path)
     return export(
         model,
         output,
@@ -100,21 +101,3 @@ def export_file(
         int8_io=int8_io,
         overwrite=overwrite,
     )
-
-
-def _load_keras(path):
-    import keras
-
-    import kslim  # noqa: F401  registers kslim's layers and regularizers before loading
-
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # zipfile, JSON and deserialization errors alike
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"{path} is not a Keras model file that kslim can load ({first_line}); pass a .keras file "
-            "saved with model.save()."
-        ) from error
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a keras.Model.")
-    return model
