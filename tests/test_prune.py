@@ -107,6 +107,15 @@ def test_ratio_prunes_that_share_of_channels_by_one_global_threshold():
     assert np.sum(gammas < plan.threshold) == plan.factors[1]
 
 
+def test_ratio_prunes_by_rank_when_many_factors_are_exactly_zero():
+    model = sparsify(archs.vgg(), frac=0.5)  # proximal training leaves exact zeros: ties
+    zeros = sum(int(np.sum(v.numpy() == 0)) for _, v in scaling_factors(model))
+    total = sum(v.shape[0] for _, v in scaling_factors(model))
+    assert zeros > 0.3 * total
+    plan = kslim.plan(model, ratio=0.3)
+    assert plan.factors[1] == int(round(0.3 * total))
+
+
 def test_a_ratio_that_would_empty_a_layer_keeps_min_channels():
     model = archs.vgg()
     layer, variable = scaling_factors(model)[1]

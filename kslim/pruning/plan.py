@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 
-from kslim._factors import global_threshold
 from kslim.pruning import rules
 from kslim.pruning.analysis import Analysis
 
@@ -159,7 +158,8 @@ def plan(
     Args:
         model: a built functional or Sequential Keras model.
         ratio: float in [0, 1), the fraction of all prunable scaling factors to
-            prune, by one global threshold.
+            prune: the smallest ones, pooled over all layers (one global
+            percentile; ties, such as exact zeros, are broken in a fixed order).
         threshold: float, prune channels whose |factor| is below it.
         flops_target: float, the FLOPs to keep: a fraction of the model's
             FLOPs if <= 1, else an absolute count. The ratio is found by
@@ -227,14 +227,15 @@ def decide(analysis, budgets, floors):
                 f"ratio={value} must be in [0, 1): it is the fraction of channels to prune "
                 "(0.7 prunes 70%)."
             )
-        t = _ratio_threshold(analysis, scores, value)
+        pruned, t = _by_rank(analysis, scores, value)
     elif kind == "threshold":
         if not value >= 0:
             raise ValueError(f"threshold={value} must be a number >= 0.")
         t = float(value)
+        pruned = {r for r, s in scores.items() if s < t}
     else:
-        t = _search(analysis, scores, kind, value, floors)
-    pruned = analysis.apply_floors({r for r, s in scores.items() if s < t}, **floors)
+        pruned, t = _search(analysis, scores, kind, value, floors)
+    pruned = analysis.apply_floors(pruned, **floors)
     return _make_plan(model, analysis, pruned, budgets, t)
 
 
@@ -243,9 +244,22 @@ def _check_int(name, value, low):
         raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
 
 
-def _ratio_threshold(analysis, scores, ratio):
-    pool = np.array([s for r, s in scores.items() for _ in range(analysis.size[r])])
-    return global_threshold(pool, ratio) if len(pool) else np.inf
+def _by_rank(analysis, scores, ratio):
+    """The groups holding the `round(ratio * n)` smallest of n scaling factors, and the cut.
+
+    Ranking, not a strict threshold, so that ties (many factors at exactly 0
+    after proximal training) are pruned as the ratio asks; ties are broken in
+    a fixed order. The cut returned is the smallest score kept.
+    """
+    order = sorted(scores, key=lambda r: (scores[r], r))
+    target = int(round(ratio * sum(analysis.size[r] for r in order)))
+    pruned, count = set(), 0
+    for root in order:
+        if count >= target:
+            return pruned, scores[root]
+        pruned.add(root)
+        count += analysis.size[root]
+    return pruned, float("inf")
 
 
 def _search(analysis, scores, kind, target, floors):
@@ -257,14 +271,13 @@ def _search(analysis, scores, kind, target, floors):
     goal = target * full if target <= 1 else target
 
     def cost(ratio):
-        t = _ratio_threshold(analysis, scores, ratio)
-        pruned = analysis.apply_floors({r for r, s in scores.items() if s < t}, **floors)
-        return analysis.cost(pruned)[which], t
+        pruned, t = _by_rank(analysis, scores, ratio)
+        return analysis.cost(analysis.apply_floors(pruned, **floors))[which], (pruned, t)
 
     if full <= goal:
-        return 0.0
+        return set(), 0.0
     lo, hi = 0.0, 1.0 - 1e-9
-    best_cost, best_t = cost(hi)
+    best_cost, best = cost(hi)
     if best_cost > goal:
         raise ValueError(
             f"{kind}={target} cannot be reached: pruning every prunable channel (down to the "
@@ -273,12 +286,12 @@ def _search(analysis, scores, kind, target, floors):
         )
     for _ in range(40):
         mid = (lo + hi) / 2
-        c, t = cost(mid)
+        c, decision = cost(mid)
         if c <= goal:
-            hi, best_t = mid, t
+            hi, best = mid, decision
         else:
             lo = mid
-    return best_t
+    return best
 
 
 def _make_plan(model, analysis, pruned, budgets, threshold):
