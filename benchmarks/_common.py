@@ -1,0 +1,35 @@
+"""What every benchmark records: the machine, the versions and the date."""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def machine():
+    """Platform, CPU count and library versions, for the results files."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def write(name, data):
+    """Writes `results/<name>.json` (with machine info) and returns its path."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=1) + "\n")
+    return path
