@@ -148,6 +148,50 @@ def sequential(input_shape=(16, 16, 3), classes=10):
     )
 
 
+def layer_zoo(input_shape=(12, 12, 3), classes=10):
+    """One of every per-channel, merge and producer layer kslim handles, in 2-D."""
+    x = inp = keras.Input(input_shape)
+    x = L.Rescaling(1.0 / 2.0, offset=0.1, name="rescale")(x)
+    a = L.Conv2D(12, 3, padding="same", name="conv_a")(x)
+    a = L.BatchNormalization(momentum=0.9, name="bn_a")(a)
+    a = L.PReLU(shared_axes=[1, 2], name="prelu")(a)
+    a = L.Normalization(mean=[0.1] * 12, variance=[2.0] * 12, name="norm")(a)
+    a = L.ZeroPadding2D(1, name="pad")(a)
+    a = L.Cropping2D(1, name="crop")(a)
+    a = L.MaxPooling2D(name="pool")(a)
+    a = L.UpSampling2D(name="up")(a)
+    b = L.Conv2DTranspose(12, 3, padding="same", name="convT")(x)
+    b = L.BatchNormalization(momentum=0.9, name="bn_b")(b)
+    b = L.Activation("elu", name="elu")(b)
+    c = L.Conv2D(12, 1, name="conv_c")(x)
+    c = L.BatchNormalization(momentum=0.9, name="bn_c")(c)
+    d = L.Conv2D(12, 1, name="conv_d")(x)
+    d = L.BatchNormalization(momentum=0.9, name="bn_d")(d)
+    m = L.Subtract(name="sub")([a, b])
+    m = L.Average(name="avg")([m, c])
+    m = L.Maximum(name="max")([m, d])
+    m = L.Minimum(name="min")([m, L.LeakyReLU(name="leaky")(d)])
+    m = L.Dense(10, name="dense4d")(m)  # Dense on a 4-D tensor
+    m = L.BatchNormalization(momentum=0.9, name="bn_dense")(m)
+    m = L.Dropout(0.2, name="drop")(L.ReLU(name="relu")(m))
+    m = L.Reshape((12 * 12, 10), name="reshape")(m)
+    m = L.Conv1D(8, 3, padding="same", name="conv1d")(m)
+    m = L.BatchNormalization(momentum=0.9, name="bn_1d")(m)
+    m = L.GlobalMaxPooling1D(name="gmp")(m)
+    return keras.Model(inp, L.Dense(classes, name="logits")(m), name="layer_zoo")
+
+
+def conv3d(input_shape=(6, 6, 6, 2), classes=4):
+    x = inp = keras.Input(input_shape)
+    x = L.Conv3D(8, 3, padding="same", name="c1")(x)
+    x = L.BatchNormalization(momentum=0.9, name="b1")(x)
+    x = L.ReLU(name="r1")(x)
+    x = L.Conv3D(8, 3, padding="same", name="c2")(x)
+    x = L.BatchNormalization(momentum=0.9, name="b2")(x)
+    x = L.GlobalAveragePooling3D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="conv3d")
+
+
 def keras_resnet50():
     return keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
 
@@ -169,6 +213,8 @@ CUSTOM = {
     "se_net": se_net,
     "mlp": mlp,
     "sequential": sequential,
+    "layer_zoo": layer_zoo,
+    "conv3d": conv3d,
 }
 APPLICATIONS = {
     "keras_resnet50": keras_resnet50,

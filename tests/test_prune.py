@@ -53,7 +53,8 @@ def _rel_err(a, b):
 
 @pytest.mark.parametrize("name", sorted(archs.ALL))
 def test_pruned_model_computes_what_the_masked_model_computed(name):
-    model = sparsify(archs.ALL[name]())
+    # layer_zoo ties four branches: only positions zero in all four get pruned.
+    model = sparsify(archs.ALL[name](), frac=0.6 if name == "layer_zoo" else 0.35)
     x = _inputs(model)
     before = model(x, training=False)
     weights = [w.copy() for w in model.get_weights()]

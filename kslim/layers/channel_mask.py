@@ -14,7 +14,7 @@ class ChannelMask(keras.layers.Layer):
     penalty on `mask`; `kslim.prune` folds the mask into the preceding weights,
     so a pruned model contains no `ChannelMask`.
 
-    Reference: Yang, Lee, Lee and Park, "Structured Pruning of Convolutional
+    Reference: Yang et al., "Structured Pruning of Convolutional
     Neural Networks via L1 Regularization", IEEE Access 2019.
 
     Args:

@@ -19,7 +19,7 @@ def add_channel_masks(model, exclude=()):
     the mask into the layer's weights. Weights are copied; `model` is not
     modified.
 
-    Reference: Yang, Lee, Lee and Park, "Structured Pruning of Convolutional
+    Reference: Yang et al., "Structured Pruning of Convolutional
     Neural Networks via L1 Regularization", IEEE Access 2019.
 
     Args:

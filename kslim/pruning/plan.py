@@ -315,7 +315,7 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
             rank = {j: r for r, j in enumerate(ins[0])}
             select = [rank[j] for j in out]
         if len(out) < full_out:
-            why = f"|gamma| < {threshold:.3g}" if node.role != "per_channel" else "follows its input"
+            why = f"|gamma| < {threshold:.3g}" if node.role in ("producer", "scale") else "follows its input"
             if select is not None:
                 why = "channel selection on a shared stream: " + why
         elif any(in_changed):
