@@ -35,7 +35,7 @@ setup(
         "plots": _PLOTS,
         "tfds": _TFDS,
         "all": _EXPORT + _PLOTS + _TFDS,
-        "test": _EXPORT + _PLOTS + _TFDS + ["pytest>=7"],
+        "test": _EXPORT + _PLOTS + _TFDS + ["pytest>=7", "jax>=0.4"],
     },
     license="Apache-2.0",
 )

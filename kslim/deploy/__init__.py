@@ -10,6 +10,6 @@ from kslim.deploy.export import export as export
 from kslim.deploy.export_file import export_file as export_file
 from kslim.deploy.measure import measure as measure
 from kslim.deploy.measurement import Measurement as Measurement
-from kslim.deploy.ops import BUILTIN_OPS as BUILTIN_OPS
+from kslim.deploy.ops import builtin_ops as builtin_ops
 from kslim.deploy.ops import list_ops as list_ops
 from kslim.deploy.report import ExportReport as ExportReport

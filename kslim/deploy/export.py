@@ -9,7 +9,7 @@ import keras
 from kslim.deploy import convert as _convert
 from kslim.deploy import data as _data
 from kslim.deploy import parity as _parity
-from kslim.deploy.ops import BUILTIN_OPS, list_ops
+from kslim.deploy.ops import builtin_ops, list_ops
 from kslim.deploy.report import ExportReport
 
 FORMATS = ("tflite", "saved_model")
@@ -118,7 +118,7 @@ def export(
     if format == "tflite":
         content = _convert._tflite_bytes(model, quantize, x_rep, int8_io)
         ops = list_ops(content)
-        foreign = [op for op in ops if op not in BUILTIN_OPS]
+        foreign = [op for op in ops if op not in builtin_ops()]
         if foreign:
             raise ValueError(
                 f"The TFLite model of '{model.name}' needs non-builtin ops {foreign}; replace the layers "

@@ -1,24 +1,40 @@
 """`list_ops`: the operators a `.tflite` file asks of the runtime."""
 
+import functools
 import os
 
-from ai_edge_litert import schema_py_generated as _schema
 
-_BUILTIN_NAMES = {
-    code: name
-    for name, code in vars(_schema.BuiltinOperator).items()
-    if not name.startswith("_") and isinstance(code, int)
-}
+def _schema():
+    """LiteRT's flatbuffer schema, imported on first use: `ai-edge-litert` is an optional extra."""
+    try:
+        from ai_edge_litert import schema_py_generated
+    except ImportError as error:
+        raise ImportError(
+            "Reading .tflite files needs the LiteRT runtime: pip install 'kslim[export]' "
+            "(or ai-edge-litert)."
+        ) from error
+    return schema_py_generated
 
-BUILTIN_OPS = frozenset(name for name in _BUILTIN_NAMES.values() if name != "CUSTOM")
-"""The names of every TFLite builtin operator this runtime knows (`CUSTOM` excluded)."""
+
+@functools.lru_cache(maxsize=None)
+def _builtin_names():
+    return {
+        code: name
+        for name, code in vars(_schema().BuiltinOperator).items()
+        if not name.startswith("_") and isinstance(code, int)
+    }
+
+
+def builtin_ops():
+    """The names of every TFLite builtin operator this runtime knows (`CUSTOM` excluded)."""
+    return frozenset(name for name in _builtin_names().values() if name != "CUSTOM")
 
 
 def list_ops(path_or_bytes):
     """Lists the operators a TFLite model uses, in the order they first run.
 
     Use it to prove that an exported model runs on the stock LiteRT runtime:
-    every name in `BUILTIN_OPS` is a builtin kernel, anything else is a custom
+    every name in `builtin_ops()` is a builtin kernel, anything else is a custom
     op (TensorFlow "Flex" ops included) that a phone would need linked in.
     The list is read from the model's flatbuffer (operator codes and the
     operators of every subgraph), so it needs no interpreter and no
@@ -39,7 +55,7 @@ def list_ops(path_or_bytes):
     Example:
 
     >>> ops = list_ops("slim.tflite")
-    >>> set(ops) <= BUILTIN_OPS
+    >>> set(ops) <= builtin_ops()
     True
     """
     if isinstance(path_or_bytes, (bytes, bytearray)):
@@ -50,22 +66,22 @@ def list_ops(path_or_bytes):
             raise FileNotFoundError(f"No TFLite file at '{where}'; check the path.")
         with open(where, "rb") as f:
             content = f.read()
-    if len(content) < 8 or not _schema.Model.ModelBufferHasIdentifier(content, 0):
+    if len(content) < 8 or not _schema().Model.ModelBufferHasIdentifier(content, 0):
         raise ValueError(
             f"{where} is not a TFLite model (no 'TFL3' flatbuffer identifier); "
             "pass a file written by kslim.export(..., format='tflite')."
         )
-    model = _schema.Model.GetRootAs(content, 0)
+    model = _schema().Model.GetRootAs(content, 0)
     codes = []
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         # Codes above 127 live only in `builtin_code`; older files only fill the deprecated byte.
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if builtin == _schema.BuiltinOperator.CUSTOM:
+        if builtin == _schema().BuiltinOperator.CUSTOM:
             custom = code.CustomCode()
             codes.append(custom.decode() if custom else "CUSTOM")
         else:
-            codes.append(_BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"))
+            codes.append(_builtin_names().get(builtin, f"BUILTIN_{builtin}"))
     names = []
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
