@@ -34,7 +34,27 @@ class Penalty(keras.regularizers.Regularizer):
         raise NotImplementedError
 
     def prox(self, x, step):
-        """Proximal operator of `step * self` at `x` (NumPy in, NumPy out)."""
+        """Proximal operator of `step * self` at `x`, element-wise.
+
+        The minimiser of `0.5 * (z - x)**2 + step * lam * phi(|z|)`: a
+        thresholding rule that gives exact zeros (each subclass's docstring
+        gives its closed form).
+
+        Args:
+            x: array-like of float, the point.
+            step: float >= 0, the step size (the learning rate).
+
+        Returns:
+            A float64 NumPy array of `x`'s shape.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        eta = float(step) * self.lam
+        if eta == 0.0:
+            return x.copy()
+        return self._prox(x, eta)
+
+    def _prox(self, x, eta):
+        """The proximal operator of `eta * phi(|.|)` at the float64 array `x` (eta > 0)."""
         raise NotImplementedError
 
     def get_config(self):

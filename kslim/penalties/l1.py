@@ -27,6 +27,5 @@ class L1(Penalty):
     def _phi(self, a):
         return a
 
-    def prox(self, x, step):
-        x = np.asarray(x, dtype=np.float64)
-        return np.sign(x) * np.maximum(np.abs(x) - step * self.lam, 0.0)
+    def _prox(self, x, eta):
+        return np.sign(x) * np.maximum(np.abs(x) - eta, 0.0)

@@ -55,7 +55,7 @@ class Lp(Penalty):
         safe = ops.where(positive, u, ops.ones_like(u))
         return ops.where(positive, ops.power(safe, self.p), ops.zeros_like(u))
 
-    def prox(self, x, step):
+    def _prox(self, x, eta):
         """Proximal operator of `step * self` at `x`.
 
         For `p = 0.5` this is the closed-form half thresholding of Xu et al.
@@ -67,18 +67,7 @@ class Lp(Penalty):
         `u` (monotone from the right), and exists only when `u` reaches
         `z0 + eta * p * z0**(p - 1)`. The candidate is kept when its objective
         is lower than that of `z = 0`; otherwise the result is 0.
-
-        Args:
-            x: array-like of float, the point.
-            step: float >= 0, the step size (the learning rate).
-
-        Returns:
-            A float64 NumPy array of `x`'s shape.
         """
-        x = np.asarray(x, dtype=np.float64)
-        eta = float(step) * self.lam
-        if eta == 0.0:
-            return x.copy()
         if self.p == 0.5:
             return _half_threshold(x, eta)
         return np.sign(x) * _lp_threshold(np.abs(x), eta, self.p)

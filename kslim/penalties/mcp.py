@@ -49,29 +49,16 @@ class MCP(Penalty):
         # Both branches are finite polynomials, so `where` is safe.
         return ops.where(u <= self.a, u - u * u / (2.0 * self.a), ops.full_like(u, self.a / 2.0))
 
-    def prox(self, x, step):
+    def _prox(self, x, eta):
         """Proximal operator of `step * self` at `x`: firm thresholding.
 
         With `eta = step * lam`: 0 for `|x| <= eta`,
         `sign(x) (|x| - eta) / (1 - eta / a)` for `eta < |x| <= a`, and `x`
         beyond.
-
-        Args:
-            x: array-like of float, the point.
-            step: float >= 0, the step size (the learning rate).
-
-        Returns:
-            A float64 NumPy array of `x`'s shape.
-
-        Raises:
-            ValueError: if `step * lam >= a`, where the problem is not convex
-                and firm thresholding is not its minimiser.
         """
-        x = np.asarray(x, dtype=np.float64)
-        eta = float(step) * self.lam
         if eta >= self.a:
             raise ValueError(
-                f"MCP.prox needs step * lam < a, got step={step}, lam={self.lam}, a={self.a} "
+                f"MCP.prox needs step * lam < a, got step={eta / self.lam}, lam={self.lam}, a={self.a} "
                 f"(step * lam = {eta}); lower the learning rate or lam, or raise a."
             )
         u = np.abs(x)

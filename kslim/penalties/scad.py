@@ -61,7 +61,7 @@ class SCAD(Penalty):
         flat = ops.full_like(u, (a + 1.0) * b / 2.0)
         return ops.where(u <= b, u, ops.where(u <= a * b, middle, flat))
 
-    def prox(self, x, step):
+    def _prox(self, x, eta):
         """Proximal operator of `step * self` at `x`: SCAD thresholding.
 
         With `eta = step * lam` and `b = knee`: soft thresholding
@@ -71,23 +71,11 @@ class SCAD(Penalty):
         thresholding rescaled to this normalisation (it reduces to theirs for
         `eta = b`); it is the unique minimiser when `eta < (a - 1) b`, where
         the problem is strongly convex.
-
-        Args:
-            x: array-like of float, the point.
-            step: float >= 0, the step size (the learning rate).
-
-        Returns:
-            A float64 NumPy array of `x`'s shape.
-
-        Raises:
-            ValueError: if `step * lam >= (a - 1) * knee`.
         """
-        x = np.asarray(x, dtype=np.float64)
-        eta = float(step) * self.lam
         a, b = self.a, self.knee
         if eta >= (a - 1.0) * b:
             raise ValueError(
-                f"SCAD.prox needs step * lam < (a - 1) * knee, got step={step}, lam={self.lam}, "
+                f"SCAD.prox needs step * lam < (a - 1) * knee, got step={eta / self.lam}, lam={self.lam}, "
                 f"a={a}, knee={b} (step * lam = {eta} >= {(a - 1.0) * b}); lower the learning "
                 "rate or lam, or raise knee or a."
             )

@@ -51,22 +51,13 @@ class SmoothL1(Penalty):
         # Both branches are finite and smooth everywhere, so `where` is safe.
         return ops.where(u <= self.delta, u * u / (2.0 * self.delta), u - self.delta / 2.0)
 
-    def prox(self, x, step):
+    def _prox(self, x, eta):
         """Proximal operator of `step * self` at `x`.
 
         Inside the quadratic zone the factor is scaled by
         `delta / (delta + eta)`, outside it is soft-shifted by `eta`, with
         `eta = step * lam`.
-
-        Args:
-            x: array-like of float, the point.
-            step: float >= 0, the step size (the learning rate).
-
-        Returns:
-            A float64 NumPy array of `x`'s shape.
         """
-        x = np.asarray(x, dtype=np.float64)
-        eta = float(step) * self.lam
         inside = np.abs(x) <= self.delta + eta
         return np.where(inside, x * (self.delta / (self.delta + eta)), x - eta * np.sign(x))
 

@@ -49,7 +49,7 @@ class TL1(Penalty):
     def _phi(self, u):
         return (self.a + 1.0) * u / (self.a + u)
 
-    def prox(self, x, step):
+    def _prox(self, x, eta):
         """Proximal operator of `step * self` at `x`: TL1 thresholding.
 
         With `eta = step * lam`, the result is 0 for `|x| <= t`, where
@@ -57,18 +57,7 @@ class TL1(Penalty):
         `t = sqrt(2 eta (a + 1)) - a / 2` otherwise; beyond `t` it is
         `sign(x) ((2/3)(a + |x|) cos(phi / 3) - 2a/3 + |x|/3)` with
         `phi = arccos(1 - 27 eta a (a + 1) / (2 (a + |x|)**3))`.
-
-        Args:
-            x: array-like of float, the point.
-            step: float >= 0, the step size (the learning rate).
-
-        Returns:
-            A float64 NumPy array of `x`'s shape.
         """
-        x = np.asarray(x, dtype=np.float64)
-        eta = float(step) * self.lam
-        if eta == 0.0:
-            return x.copy()
         a = self.a
         u = np.abs(x)
         if eta <= a * a / (2.0 * (a + 1.0)):
