@@ -167,24 +167,32 @@ class Analysis:
             if n.role in _WEIGHTED
         }
 
+    def layer_costs(self, pruned):
+        """dict node index -> (params, flops) of each layer with a width, after pruning."""
+        costs = {}
+        for i, (ins, out) in self.layer_widths(pruned).items():
+            node = self.graph.nodes[i]
+            n_in = len(ins[0]) if node.role == "producer" else len(out)
+            costs[i] = (
+                rules.count_params(node.op, n_in, len(out)),
+                rules.count_flops(node.op, n_in, len(out)),
+            )
+        return costs
+
     def cost(self, pruned):
-        """(params, flops) of the model after pruning `pruned` groups."""
-        widths = self.layer_widths(pruned)
-        params = self.graph.model.count_params()
-        flops = 0
-        for i, node in enumerate(self.graph.nodes):
-            layer = node.op
-            full_in = _width(self.graph.shapes[node.inputs[0]]) if node.inputs else 0
-            full_out = _width(self.graph.shapes[node.outputs[0]]) if node.outputs else 0
-            if i in widths:
-                ins, out = widths[i]
-                n_in = len(ins[0]) if node.role == "producer" else len(out)
-                params += rules.count_params(layer, n_in, len(out))
-                params -= rules.count_params(layer, full_in if node.role == "producer" else full_out, full_out)
-                flops += rules.count_flops(layer, n_in, len(out))
-            elif node.role != "input" and isinstance(layer, keras.layers.Layer):
-                flops += rules.count_flops(layer, full_in, full_out)
-        return params, flops
+        """(params, flops) of the whole model after pruning `pruned` groups."""
+        if not hasattr(self, "_full"):
+            self._full = self.layer_costs(set())
+            self._other_flops = sum(
+                rules.count_flops(n.op, _width(self.graph.shapes[n.inputs[0]]), _width(self.graph.shapes[n.outputs[0]]))
+                for i, n in enumerate(self.graph.nodes)
+                if i not in self._full and n.role != "input" and isinstance(n.op, keras.layers.Layer)
+            )
+        after = self.layer_costs(pruned)
+        params = self.graph.model.count_params() + sum(
+            after[i][0] - self._full[i][0] for i in after
+        )
+        return params, self._other_flops + sum(f for _, f in after.values())
 
 
 def _width(shape):

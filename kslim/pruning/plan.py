@@ -22,7 +22,7 @@ class Plan:
             output positions, or None), `select` (positions a ChannelSelect
             keeps before the layer, or None), `zeroed` (for a layer with scaling
             factors: the positions whose factor is pruned, i.e. zero in the
-            masked model), `channels` ([before, after]),
+            masked model), `channels`, `params`, `flops` ([before, after]),
             `why` (a short reason).
         budget: the arguments that made it (`ratio`, `threshold`, ...).
         threshold: the |scaling factor| below which channels were pruned.
@@ -48,15 +48,19 @@ class Plan:
 
     def summary(self, print_fn=None):
         """Prints (or returns, with `print_fn=False`) a per-layer before -> after table."""
-        rows = [("layer", "class", "channels", "why")]
+        rows = [("layer", "class", "channels", "params", "FLOPs", "why")]
         for name, rec in self.layers.items():
-            before, after = rec["channels"]
-            rows.append((name, rec["class"], f"{before} -> {after}", rec["why"]))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = [
-            "  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows
-        ]
-        lines.insert(1, "-" * min(120, sum(widths) + 30))
+            rows.append((
+                name,
+                rec["class"],
+                "{} -> {}".format(*rec["channels"]),
+                _arrow(rec.get("params")),
+                _arrow(rec.get("flops")),
+                rec["why"],
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5] for r in rows]
+        lines.insert(1, "-" * min(140, sum(widths) + 40))
         pct = lambda a, b: f"{100.0 * (1 - b / a):.1f}% pruned" if a else "n/a"  # noqa: E731
         lines += [
             "",
@@ -124,6 +128,12 @@ class Plan:
             f"params {_human(self.params[0])} -> {_human(self.params[1])}, "
             f"FLOPs {_human(self.flops[0])} -> {_human(self.flops[1])}>"
         )
+
+
+def _arrow(pair):
+    if not pair or pair == [0, 0]:
+        return "-"
+    return f"{_human(pair[0])} -> {_human(pair[1])}"
 
 
 def _human(n):
@@ -298,6 +308,7 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
     g = analysis.graph
     widths = analysis.layer_widths(pruned)
     before, after = analysis.cost(set()), analysis.cost(pruned)
+    costs_before, costs_after = analysis.layer_costs(set()), analysis.layer_costs(pruned)
     layers = {}
     for i, node in enumerate(g.nodes):
         if i not in widths:
@@ -333,6 +344,8 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
             "select": select,
             "zeroed": zeroed,
             "channels": [full_out, len(out)],
+            "params": [costs_before[i][0], costs_after[i][0]],
+            "flops": [costs_before[i][1], costs_after[i][1]],
             "why": why,
         }
     total = sum(analysis.size.values())
