@@ -22,3 +22,4 @@ from kslim.deploy import export as export
 from kslim.deploy import measure as measure
 from kslim import data as data
 from kslim import recipe as recipe
+from kslim.slimming import slim as slim
