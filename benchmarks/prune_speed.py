@@ -85,7 +85,36 @@ def main():
     print("\n== params and FLOPs before -> after (~35% of scaling factors zero) ==")
     rows = sizes()
     path = _common.write("prune_speed", {"rebuild": times, "sizes": rows})
-    print(f"\nwrote {path}")
+    md = _markdown(times, rows, _common.machine())
+    (path.parent / "prune_speed.md").write_text(md)
+    print(f"\nwrote {path} and prune_speed.md")
+
+
+def _markdown(times, rows, machine):
+    pct = lambda a, b: f"{100 * (1 - b / a):.1f}%"  # noqa: E731
+    lines = [
+        f"Measured with `python benchmarks/prune_speed.py` on {machine['date']}, {machine['platform']}, "
+        f"{machine['cpu_count']} CPU cores, TensorFlow {machine['tensorflow']}, Keras {machine['keras']}.",
+        "",
+        "| model | layers | `kslim.prune` (plan + rebuild), median |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {r['model']} | {r['layers']} | {r['median_s']:.2f} s |" for r in times]
+    lines += [
+        "",
+        "With ~35% of scaling factors set to zero (`threshold=1e-6`; tied channels go only when all their "
+        "factors are zero):",
+        "",
+        "| model | channels pruned | params before -> after | FLOPs before -> after |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        (p0, p1), (f0, f1) = r["params"], r["flops"]
+        lines.append(
+            f"| {r['model']} | {r['channels_pruned']}/{r['channels']} | {p0:,} -> {p1:,} ({pct(p0, p1)} less) "
+            f"| {f0:,} -> {f1:,} ({pct(f0, f1)} less) |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,646 @@
+"""Deployment benchmark: what slimming buys in TFLite size, latency and memory on this CPU.
+
+For VGG-19 (CIFAR width), pre-activation ResNet-164 and DenseNet-40 from the
+zoo, pruned at the paper's ratios (70% / 40% / 40% of all channels), this
+script reports for the baseline and the pruned model: trainable parameters
+(as the paper counts them; `kslim.profile(m).trainable_params`), FLOPs
+(2 x MACs), float32 TFLite file size, single-image latency with the LiteRT
+interpreter (XNNPACK, its default CPU delegate) at 1 and 2 threads (median,
+p10, p90), run-time memory, the measured speed-up next to the FLOPs reduction
+factor, and their ratio (the aim is >= 0.8). It also sets the reductions in
+parameters and FLOPs next to Liu et al., Table 1.
+
+The scaling factors (gamma rule). Training these networks with the sparsity
+penalty on 2 CPU cores takes days, so by default gamma is set by a
+documented, deterministic rule that mimics a slimming-trained network: many
+channels' |gamma| collapse to ~0, the rest spread over larger values, and how
+many collapse depends on the layer. For the n_l channels of BN layer l (in
+topological order, relative depth d_l in [0, 1]):
+
+    s_l  = min(0.95, c * r_l * exp(kappa * d_l))       fraction of "dead" channels
+    dead : |gamma| ~ Exponential(mean 1e-3)             the mass near zero
+    alive: |gamma| ~ max(0.05, LogNormal(median 0.3, sigma 0.5))
+
+exactly round(s_l * n_l) channels per layer are dead, picked by a seeded
+permutation (seed 0; numpy default_rng([seed, crc32(model name)])); c is
+solved by bisection so that the dead channels number `ratio` of all channels,
+i.e. the global percentile falls in the gap of the distribution, as it does in
+the paper's trained networks. r_l is 1 for a BN that reads a shared stream
+(its input feeds other layers too, or comes from an Add/Concatenate: pruning it
+needs a channel selection) and `internal` otherwise. Per model:
+
+- vgg19: kappa=6, internal=1. Deeper layers far sparser: the paper's VGG-19
+  keeps nearly all channels of the first blocks and prunes the 512-wide
+  layers of blocks 4-5 most (a public PyTorch reproduction, pytorch-slimming,
+  reports widths [49, 64, 128, 128, 256, 254, 234, 198, 114, 41, 24, 11,
+  14, 13, 19, 104] at 70%).
+- preresnet164: kappa=0, internal=0.15. Most pruned channels sit on the
+  residual stream (each block's bn1): Table 1's 40% of channels remove only
+  15% of parameters and 24% of FLOPs, which is only possible that way, since a
+  stream channel only thins the block's 1x1 conv1 input.
+- densenet40: kappa=1, internal=1 (every BN of DenseNet-40 reads the
+  concatenated stream; deeper layers read longer concatenations).
+
+BN beta, moving mean and variance keep their initial values (0, 0, 1) and the
+convolutions their seeded random initialisation: latency, size and memory do
+not depend on the weight values. `--train_epochs N --data PATH` replaces the
+rule by real sparsity training (L1, lambda 1e-4 for VGG and 1e-5 otherwise,
+the paper's recipe shortened to N epochs) on the first `--train_samples`
+training images of a CIFAR-10 copy on disk; it is off by default.
+
+Checks. The pruned model must compute what the baseline computes with the
+pruned gammas set to zero (max |difference| relative to the output scale is
+recorded), and every export passes `kslim.export`'s parity check.
+
+Latency. The machine is shared, so baseline and pruned models are timed
+interleaved: all interpreters stay loaded, and in each round each one runs
+`--block` back-to-back invokes in a shuffled order, until `--runs` timed
+invokes each. Speed-up is paired: per round, median(baseline) / median(pruned); reported
+as the median over rounds with the p10-p90 of those ratios (the ratio of the
+overall medians and of the p10s are in the JSON too). `kslim.measure` gives the memory and a
+sequential latency cross-check.
+
+Diagnostics (off with --quick): for models whose pruned form holds
+`ChannelSelect` layers (TFLite GATHER), the same pruned network with every
+selection folded back into zero-weight rows (no GATHER, more FLOPs, identical
+outputs) is exported and timed too, and every model is also timed without
+XNNPACK (TFLite's builtin kernels), to show where the time goes.
+
+Results go to benchmarks/results/deploy.json and deploy.md.
+
+Usage:
+
+    python benchmarks/deploy.py [--models vgg19,preresnet164,densenet40] [--runs 400] [--quick]
+"""
+
+import argparse
+import copy
+import datetime
+import importlib.metadata
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import _common  # noqa: E402
+import kslim  # noqa: E402
+from kslim._factors import scaling_factors  # noqa: E402
+
+MODELS = ("vgg19", "preresnet164", "densenet40")
+RATIOS = {"vgg19": 0.7, "preresnet164": 0.4, "densenet40": 0.4}
+RULES = {
+    "vgg19": {"kappa": 6.0, "internal": 1.0},
+    "preresnet164": {"kappa": 0.0, "internal": 0.15},
+    "densenet40": {"kappa": 1.0, "internal": 1.0},
+}
+GAMMA = {"s_max": 0.95, "dead_mean": 1e-3, "alive_median": 0.3, "alive_sigma": 0.5, "alive_min": 0.05}
+LAMBDAS = {"vgg19": 1e-4, "preresnet164": 1e-5, "densenet40": 1e-5}
+# Liu et al. 2017, Table 1 (CIFAR-10): params and FLOPs, baseline -> pruned.
+PAPER = {
+    "vgg19": {"params": [20.04e6, 2.30e6], "flops": [7.97e8, 3.91e8]},
+    "preresnet164": {"params": [1.70e6, 1.44e6], "flops": [4.99e8, 3.81e8]},
+    "densenet40": {"params": [1.02e6, 0.66e6], "flops": [5.33e8, 3.81e8]},
+}
+AIM = 0.8
+
+
+# ---------------------------------------------------------------- gamma rule
+
+
+def _stream_bns(model):
+    """Names of the BN layers that read a shared stream (pruning them needs a channel selection)."""
+    consumers = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                consumers[id(tensor)] = consumers.get(id(tensor), 0) + 1
+    names = set()
+    for layer, _ in scaling_factors(model):
+        (tensor,) = layer._inbound_nodes[0].input_tensors
+        source = tensor._keras_history[0]
+        if consumers[id(tensor)] > 1 or isinstance(source, (keras.layers.Add, keras.layers.Concatenate)):
+            names.add(layer.name)
+    return names
+
+
+def set_gammas(model, ratio, kappa, internal, seed=0):
+    """Sets every BN gamma by the rule in the module docstring; returns its per-layer record."""
+    factors = scaling_factors(model)
+    stream = _stream_bns(model)
+    n = np.array([int(v.shape[0]) for _, v in factors])
+    depth = np.arange(len(factors)) / max(len(factors) - 1, 1)
+    weight = np.array([1.0 if layer.name in stream else internal for layer, _ in factors])
+    weight = weight * np.exp(kappa * depth)
+    lo, hi = 0.0, 1.0 / weight.min()
+    for _ in range(100):  # bisection on c: the dead channels are `ratio` of all
+        c = (lo + hi) / 2
+        lo, hi = (c, hi) if (np.minimum(GAMMA["s_max"], c * weight) * n).sum() < ratio * n.sum() else (lo, c)
+    sparsity = np.minimum(GAMMA["s_max"], c * weight)
+    rng = np.random.default_rng([seed, zlib.crc32(model.name.encode())])
+    layers = []
+    for (layer, variable), size, s in zip(factors, n, sparsity):
+        dead = int(round(s * size))
+        gamma = rng.lognormal(np.log(GAMMA["alive_median"]), GAMMA["alive_sigma"], size)
+        gamma = np.maximum(gamma, GAMMA["alive_min"])
+        gamma[rng.permutation(size)[:dead]] = rng.exponential(GAMMA["dead_mean"], dead)
+        variable.assign(gamma.astype("float32"))
+        layers.append({"layer": layer.name, "channels": int(size), "sparsity": round(float(s), 4),
+                       "dead": dead, "stream": layer.name in stream})
+    return {"source": "rule", "seed": seed, "ratio": ratio, "kappa": kappa, "internal": internal,
+            "c": float(c), **GAMMA, "dead_total": int(sum(r["dead"] for r in layers)),
+            "channels_total": int(n.sum()), "layers": layers}
+
+
+def train_gammas(model, name, data, epochs, samples):
+    """Real sparsity training (L1 on gamma, the paper's recipe cut to `epochs`) on a data subset."""
+    train = kslim.data.load(data, "train", limit=samples, seed=0)
+    kslim.attach(model, lam=LAMBDAS[name])
+    steps = int(train.cardinality())
+    kslim.recipe.paper("cifar10").replace(epochs=epochs).compile(model, steps_per_epoch=steps)
+    start = time.perf_counter()
+    history = model.fit(train, epochs=epochs, verbose=2)
+    kslim.detach(model)
+    gammas = np.concatenate([np.abs(keras.ops.convert_to_numpy(v)) for _, v in scaling_factors(model)])
+    return {"source": "trained", "data": str(data), "samples": samples, "epochs": epochs,
+            "lam": LAMBDAS[name], "train_s": time.perf_counter() - start,
+            "final_loss": float(history.history["loss"][-1]),
+            "gamma_percentiles": {p: float(np.percentile(gammas, p)) for p in (10, 40, 50, 70, 90)}}
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _masked_difference(model, slim, plan, x):
+    """max |slim(x) - masked(x)| / max |masked(x)|, masked = model with the pruned gammas at 0."""
+    saved = []
+    for layer, variable in scaling_factors(model):
+        zeroed = (plan.layers.get(layer.name) or {}).get("zeroed")
+        if zeroed:
+            value = keras.ops.convert_to_numpy(variable)
+            saved.append((variable, value.copy()))
+            value[zeroed] = 0.0
+            variable.assign(value)
+    try:
+        masked = keras.ops.convert_to_numpy(model(x, training=False))
+    finally:
+        for variable, value in saved:
+            variable.assign(value)
+    pruned = keras.ops.convert_to_numpy(slim(x, training=False))
+    return float(np.abs(pruned - masked).max() / max(np.abs(masked).max(), 1e-30))
+
+
+# --------------------------------------------- diagnostic: no channel selections
+
+
+def _histories(obj):
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__keras_tensor__":
+            yield obj["config"]["keras_history"]
+        else:
+            for value in obj.values():
+                yield from _histories(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _histories(value)
+
+
+def without_selections(slim):
+    """The pruned model with every ChannelSelect folded into zero-weight rows: same outputs, no GATHER.
+
+    Each selection feeds BN -> per-channel layers -> Conv2D/Dense; the BN gets
+    full width (the dropped channels get gamma = beta = 0, so they output 0)
+    and the kernel zero rows for them. This is a diagnostic of what the
+    GATHERs cost, not a kslim feature.
+    """
+    config = copy.deepcopy(slim.get_config())
+    layers = {entry["name"]: entry for entry in config["layers"]}
+    consumers = {}
+    for entry in config["layers"]:
+        for history in _histories(entry["inbound_nodes"]):
+            consumers.setdefault(history[0], []).append(entry["name"])
+    selects = {name: e for name, e in layers.items() if e["class_name"] == "ChannelSelect"}
+    widen = {}
+    for name, entry in selects.items():
+        (source,) = list(_histories(entry["inbound_nodes"]))
+        keep, full = entry["config"]["indices"], slim.get_layer(name).input.shape[-1]
+        (bn,) = consumers[name]
+        widen[bn] = (keep, full)
+        reader = bn
+        while layers[reader]["class_name"] not in ("Conv2D", "Dense"):
+            (reader,) = consumers[reader]
+        widen[reader] = (keep, full)
+        for other in config["layers"]:
+            for history in _histories(other["inbound_nodes"]):
+                if history[0] == name:
+                    history[:] = list(source)
+    config["layers"] = [e for e in config["layers"] if e["name"] not in selects]
+    for entry in config["layers"]:
+        entry.pop("build_config", None)
+    wide = keras.Model.from_config(config)
+    for layer in wide.layers:
+        weights = slim.get_layer(layer.name).get_weights()
+        if layer.name not in widen:
+            layer.set_weights(weights)
+            continue
+        keep, full = widen[layer.name]
+        targets = []
+        for i, (w, target) in enumerate(zip(weights, layer.get_weights())):
+            if w.shape == target.shape:
+                targets.append(w)
+                continue
+            if isinstance(layer, keras.layers.BatchNormalization):  # gamma, beta, mean, variance
+                t = np.ones_like(target) if i == 3 else np.zeros_like(target)
+                t[keep] = w
+            else:  # kernel: input channels on axis -2
+                t = np.zeros_like(target)
+                t[..., keep, :] = w
+            targets.append(t)
+        layer.set_weights(targets)
+    return wide
+
+
+# ------------------------------------------------------------------- timing
+
+
+def _partitions(path):
+    """Number of XNNPACK partitions (DELEGATE nodes) after the interpreter applied its delegate."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=path, num_threads=1)
+        interpreter.allocate_tensors()
+        return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+    except Exception:  # a private API; a diagnostic only
+        return None
+
+
+def _interpreter(path, threads, xnnpack):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs = {} if xnnpack else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    interpreter = Interpreter(model_path=path, num_threads=threads, **kwargs)
+    detail = interpreter.get_input_details()[0]
+    shape = [1] + [int(d) for d in detail["shape_signature"][1:]]
+    interpreter.resize_tensor_input(detail["index"], shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    return interpreter
+
+
+def interleaved_latency(configs, runs, block, warmup=10, seed=0):
+    """Times `{key: (path, threads, xnnpack)}` interleaved; returns `{key: [per-round arrays of ms]}`."""
+    interpreters = {key: _interpreter(*config) for key, config in configs.items()}
+    for interpreter in interpreters.values():
+        for _ in range(warmup):
+            interpreter.invoke()
+    rng = np.random.default_rng(seed)
+    keys = list(interpreters)
+    times = {key: [] for key in keys}
+    for _ in range(-(-runs // block)):
+        for i in rng.permutation(len(keys)):
+            interpreter, round_times = interpreters[keys[i]], np.empty(block)
+            for j in range(block):
+                start = time.perf_counter()
+                interpreter.invoke()
+                round_times[j] = time.perf_counter() - start
+            times[keys[i]].append(round_times * 1e3)
+    return times
+
+
+def _stats(rounds):
+    t = np.concatenate(rounds)
+    return {"median": float(np.median(t)), "p10": float(np.percentile(t, 10)),
+            "p90": float(np.percentile(t, 90)), "runs": int(t.size)}
+
+
+def _speedup(base_rounds, other_rounds):
+    """Paired speed-up: per round, median(baseline) / median(other); median and p10/p90 over rounds."""
+    ratios = np.array([np.median(b) / np.median(o) for b, o in zip(base_rounds, other_rounds)])
+    base, other = np.concatenate(base_rounds), np.concatenate(other_rounds)
+    return {"speedup": float(np.median(ratios)), "paired_p10": float(np.percentile(ratios, 10)),
+            "paired_p90": float(np.percentile(ratios, 90)),
+            "ratio_of_medians": float(np.median(base) / np.median(other)),
+            "ratio_of_p10": float(np.percentile(base, 10) / np.percentile(other, 10))}
+
+
+# --------------------------------------------------------------- per model
+
+
+def run_model(name, args, workdir):
+    print(f"\n== {name} (ratio {RATIOS[name]}) ==", flush=True)
+    record = {"model": name, "ratio": RATIOS[name], "timings_s": {}}
+    t0 = time.perf_counter()
+    model = kslim.models.get(name)
+    if args.train_epochs:
+        record["gamma"] = train_gammas(model, name, args.data, args.train_epochs, args.train_samples)
+    else:
+        record["gamma"] = set_gammas(model, RATIOS[name], seed=args.seed, **RULES[name])
+    start = time.perf_counter()
+    plan = kslim.plan(model, ratio=RATIOS[name])
+    slim = kslim.prune(model, plan=plan)
+    record["timings_s"]["prune"] = time.perf_counter() - start
+    record["channels"] = {"total": plan.factors[0], "pruned": plan.factors[1], "threshold": plan.threshold}
+    record["widths"] = {layer: rec["channels"] for layer, rec in plan.layers.items()
+                        if rec["class"] == "BatchNormalization"}
+    x = np.random.default_rng(1).standard_normal((8,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    record["pruned_vs_masked_rel_diff"] = _masked_difference(model, slim, plan, x)
+    record["channel_selections"] = sum(isinstance(l, kslim.layers.ChannelSelect) for l in slim.layers)
+
+    variants = {"baseline": model, "pruned": slim}
+    if record["channel_selections"] and not args.quick:
+        wide = without_selections(slim)
+        diff = np.abs(keras.ops.convert_to_numpy(wide(x)) - keras.ops.convert_to_numpy(slim(x))).max()
+        record["no_gather_rel_diff"] = float(diff / np.abs(keras.ops.convert_to_numpy(slim(x))).max())
+        variants["pruned_no_gather"] = wide
+    record["variants"] = {}
+    for tag, m in variants.items():
+        profile = kslim.profile(m)
+        path = os.path.join(workdir, f"{name}_{tag}.tflite")
+        start = time.perf_counter()
+        report = kslim.export(m, path)
+        export_s = time.perf_counter() - start
+        measured = kslim.measure(path, threads=(1, 2), runs=30, warmup=5, memory=True)
+        record["variants"][tag] = {
+            "params": int(profile.trainable_params), "params_with_bn_statistics": int(profile.params),
+            "flops": int(profile.flops), "size_bytes": report.size_bytes,
+            "ops": report.ops, "parity_max_abs_diff": report.max_abs_diff, "export_s": export_s,
+            "xnnpack_partitions": _partitions(path), "memory_bytes": measured.memory_bytes,
+            "peak_rss_bytes": measured.peak_rss_bytes,
+            "kslim_measure_sequential_ms": {str(k): v for k, v in measured.latency_ms.items()},
+            "path": path,
+        }
+        print(f"  {tag:17s} exported in {export_s:5.1f} s, {report.size_bytes / 2**20:6.2f} MiB, "
+              f"params {profile.trainable_params:,}, FLOPs {profile.flops:,}, memory {measured.memory_bytes / 2**20:.1f} MiB",
+              flush=True)
+    keras.backend.clear_session()
+
+    configs = {}
+    for tag, v in record["variants"].items():
+        for threads in (1, 2):
+            configs[(tag, threads, True)] = (v["path"], threads, True)
+        if not args.quick:
+            configs[(tag, 1, False)] = (v["path"], 1, False)
+    start = time.perf_counter()
+    times = interleaved_latency(configs, args.runs, args.block, seed=args.seed)
+    record["timings_s"]["latency"] = time.perf_counter() - start
+    for (tag, threads, xnnpack), rounds in times.items():
+        key = f"{threads}" if xnnpack else f"{threads}_no_xnnpack"
+        record["variants"][tag].setdefault("latency_ms", {})[key] = _stats(rounds)
+    base = record["variants"]["baseline"]
+    for tag, v in record["variants"].items():
+        v["flops_reduction"] = base["flops"] / v["flops"]
+        v["params_reduction"] = base["params"] / v["params"]
+        v["size_reduction"] = base["size_bytes"] / v["size_bytes"]
+        if tag == "baseline":
+            continue
+        v["speedup"] = {}
+        for (t2, threads, xnnpack), rounds in times.items():
+            if t2 == tag:
+                key = f"{threads}" if xnnpack else f"{threads}_no_xnnpack"
+                s = _speedup(times[("baseline", threads, xnnpack)], rounds)
+                s["speedup_over_flops_reduction"] = s["speedup"] / v["flops_reduction"]
+                v["speedup"][key] = s
+    for v in record["variants"].values():
+        del v["path"]
+    record["paper"] = _paper_comparison(name, base, record["variants"]["pruned"])
+    record["notes"] = _notes(name, record)
+    record["timings_s"]["total"] = time.perf_counter() - t0
+    return record
+
+
+def _paper_comparison(name, base, pruned):
+    paper = PAPER[name]
+    ours = {"params": [base["params"], pruned["params"]], "flops": [base["flops"], pruned["flops"]]}
+    return {
+        "paper": paper,
+        "ours": ours,
+        "reduction_pct": {
+            k: {"paper": 100 * (1 - paper[k][1] / paper[k][0]), "ours": 100 * (1 - ours[k][1] / ours[k][0])}
+            for k in ("params", "flops")
+        },
+    }
+
+
+def _notes(name, record):
+    """Plain statements of where the measured speed-up falls short of the FLOPs reduction, and why."""
+    notes = []
+    pruned = record["variants"]["pruned"]
+    for threads in ("1", "2"):
+        s = pruned["speedup"][threads]
+        ratio = s["speedup_over_flops_reduction"]
+        verdict = "meets" if ratio >= AIM else "falls short of"
+        notes.append(f"{threads} thread{'s' if threads != '1' else ''}: speed-up {s['speedup']:.2f}x for a "
+                     f"{pruned['flops_reduction']:.2f}x FLOPs reduction, ratio {ratio:.2f}: {verdict} the {AIM} "
+                     f"aim (ratio of the p10 latencies, least affected by other load: {s['ratio_of_p10']:.2f}x).")
+    if record["channel_selections"]:
+        parts = pruned.get("xnnpack_partitions")
+        notes.append(
+            f"The pruned model has {record['channel_selections']} channel selections (TFLite GATHER on the channel "
+            "axis). XNNPACK does not take GATHER: each runs in TFLite's builtin kernel (an element-by-element copy) "
+            f"and splits the XNNPACK graph into {parts} partitions (the baseline runs as "
+            f"{record['variants']['baseline'].get('xnnpack_partitions')}). A selection also saves little: it only "
+            "thins the input of the one convolution that reads it.")
+        wide = record["variants"].get("pruned_no_gather")
+        if wide:
+            s = wide["speedup"]["1"]
+            notes.append(
+                f"Diagnostic: the same pruned network with the selections folded into zero-weight rows (no GATHER, "
+                f"{wide['flops_reduction']:.2f}x fewer FLOPs than the baseline instead of "
+                f"{pruned['flops_reduction']:.2f}x) runs {s['speedup']:.2f}x as fast as the baseline at 1 thread "
+                f"(p10 ratio {s['ratio_of_p10']:.2f}x), against {pruned['speedup']['1']['speedup']:.2f}x "
+                f"(p10 ratio {pruned['speedup']['1']['ratio_of_p10']:.2f}x) with the GATHERs.")
+    no_x = pruned["speedup"].get("1_no_xnnpack")
+    if no_x:
+        notes.append(
+            f"Without XNNPACK (TFLite builtin kernels, 1 thread) the speed-up is {no_x['speedup']:.2f}x "
+            f"(ratio {no_x['speedup_over_flops_reduction']:.2f}); baseline "
+            f"{record['variants']['baseline']['latency_ms']['1_no_xnnpack']['median']:.2f} ms vs "
+            f"{record['variants']['baseline']['latency_ms']['1']['median']:.2f} ms with XNNPACK.")
+    no_gain = [tag for tag, v in record["variants"].items()
+               if v["latency_ms"]["2"]["median"] > 0.95 * v["latency_ms"]["1"]["median"]]
+    if no_gain:
+        notes.append(f"2 threads bring no gain over 1 for {', '.join(no_gain)}: the machine's 2 cores were shared "
+                     "with other work during the run (see the load average), so a second thread mostly waits.")
+    ratio = pruned["speedup"]["1"]["speedup_over_flops_reduction"]
+    if name == "vgg19" and ratio > 1:
+        notes.append(
+            f"The speed-up exceeds the FLOPs reduction: the pruned model has {pruned['params_reduction']:.1f}x fewer "
+            "weights, and the layers pruned most are the 512-wide 3x3 convolutions at 4x4 and 2x2 pixels, which "
+            "use each of their 2.4M weights only 16 or 4 times: they are likely bound by weight traffic rather "
+            "than arithmetic (not measured per layer here).")
+    elif not record["channel_selections"] and ratio < AIM:
+        thin = sorted(w[1] for w in record["widths"].values())[:4]
+        notes.append(f"The narrowest layers keep {thin} channels; thin layers run at low arithmetic efficiency "
+                     "in XNNPACK (per-operator overhead, memory-bound), so time falls less than FLOPs.")
+    base = record["variants"]["baseline"]
+    if base["memory_bytes"]:
+        notes.append(
+            f"Run-time memory {base['memory_bytes'] / 2**20:.1f} -> {pruned['memory_bytes'] / 2**20:.1f} MiB for files "
+            f"of {base['size_bytes'] / 2**20:.1f} -> {pruned['size_bytes'] / 2**20:.1f} MiB: XNNPACK keeps its own "
+            "packed copy of the weights next to the mapped file, plus the activation arena and fixed runtime "
+            "buffers, which do not shrink with the weights.")
+    return notes
+
+
+# ------------------------------------------------------------------ output
+
+
+def _fmt_lat(stats):
+    return f"{stats['median']:.2f} [{stats['p10']:.2f}, {stats['p90']:.2f}]"
+
+
+def table_rows(results):
+    header = ["model", "variant", "params", "FLOPs", "TFLite MiB", "ms 1 thr [p10, p90]",
+              "ms 2 thr [p10, p90]", "memory MiB", "FLOPs red.", "speed-up 1 thr [p10, p90]",
+              "speed-up 2 thr [p10, p90]", "speed-up / FLOPs red. (1 / 2 thr)"]
+    rows = [header]
+    for r in results:
+        for tag, v in r["variants"].items():
+            sp = v.get("speedup")
+            spread = lambda s: f"{s['speedup']:.2f}x [{s['paired_p10']:.2f}, {s['paired_p90']:.2f}]"  # noqa: E731
+            rows.append([
+                r["model"], tag, f"{v['params'] / 1e6:.2f}M", f"{v['flops'] / 1e6:.0f}M",
+                f"{v['size_bytes'] / 2**20:.2f}", _fmt_lat(v["latency_ms"]["1"]), _fmt_lat(v["latency_ms"]["2"]),
+                "-" if v["memory_bytes"] is None else f"{v['memory_bytes'] / 2**20:.1f}",
+                "1.00x" if tag == "baseline" else f"{v['flops_reduction']:.2f}x",
+                "-" if not sp else spread(sp["1"]),
+                "-" if not sp else spread(sp["2"]),
+                "-" if not sp else (f"{sp['1']['speedup_over_flops_reduction']:.2f} / "
+                                    f"{sp['2']['speedup_over_flops_reduction']:.2f}"),
+            ])
+    return rows
+
+
+def paper_rows(results):
+    rows = [["model", "params (ours)", "params (paper)", "FLOPs (ours)", "FLOPs (paper)"]]
+    for r in results:
+        p = r["paper"]
+        cell = lambda k, who, unit, scale: (  # noqa: E731
+            f"{p[who][k][0] / scale:.2f}{unit} -> {p[who][k][1] / scale:.2f}{unit} "
+            f"({p['reduction_pct'][k][who]:.1f}% less)")
+        rows.append([r["model"], cell("params", "ours", "M", 1e6), cell("params", "paper", "M", 1e6),
+                     cell("flops", "ours", "e8", 1e8), cell("flops", "paper", "e8", 1e8)])
+    return rows
+
+
+def _text_table(rows):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _md_table(rows):
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def machine():
+    info = _common.machine()
+    info["ai_edge_litert"] = importlib.metadata.version("ai-edge-litert")
+    info["kslim"] = kslim.__version__
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info["datetime_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return info
+
+
+def write_markdown(path, data):
+    m = data["machine"]
+    lines = [
+        "# Deployment benchmark (`benchmarks/deploy.py`)",
+        "",
+        f"Measured {m['date']} on {m['platform']}, {m.get('cpu_model', m['processor'])}, {m['cpu_count']} CPU "
+        f"cores shared with other work (load average {data['load_average']['start'][0]:.1f} at start, "
+        f"{data['load_average']['end'][0]:.1f} at end); TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+        f"ai-edge-litert {m['ai_edge_litert']}. Run time {data['runtime_s'] / 60:.1f} min"
+        f"{' (--quick)' if data['args']['quick'] else ''}.",
+        "",
+        "Float32 TFLite, batch 1, LiteRT interpreter with XNNPACK; latency median [p10, p90] of "
+        f"{data['args']['runs']} invokes per model and thread count, baseline and pruned interleaved. "
+        "Params are trainable parameters (as in the paper; BN moving statistics excluded). "
+        "Speed-up: median over interleaved rounds of median(baseline) / median(pruned), [p10, p90] of those "
+        "ratios. FLOPs = 2 x MACs. "
+        "Gammas are synthetic (a deterministic sparse rule, see the script docstring), not trained: "
+        "the pruned networks are not fine-tuned and their accuracy is not measured.",
+        "",
+        _md_table(table_rows(data["results"])),
+        "",
+        "Reductions against Liu et al. 2017, Table 1 (our gamma rule decides which channels go, so they differ):",
+        "",
+        _md_table(paper_rows(data["results"])),
+        "",
+        "Notes:",
+        "",
+    ]
+    for r in data["results"]:
+        lines += [f"- **{r['model']}**: " + " ".join(r["notes"])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names")
+    parser.add_argument("--runs", type=int, default=None, help="timed invokes per model, variant and threads")
+    parser.add_argument("--quick", action="store_true", help="60 runs, no diagnostic variants")
+    parser.add_argument("--block", type=int, default=4, help="invokes per interleaved round")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train_epochs", type=int, default=0, help="sparsity-train instead of the gamma rule")
+    parser.add_argument("--data", default=None, help="CIFAR-10 on disk (kslim.data.load name or path)")
+    parser.add_argument("--train_samples", type=int, default=5000)
+    args = parser.parse_args()
+    args.runs = args.runs or (60 if args.quick else 400)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; choose from {list(MODELS)}")
+    if args.train_epochs and not args.data:
+        parser.error("--train_epochs needs --data, a CIFAR-10 copy on disk (nothing is downloaded)")
+    keras.utils.set_random_seed(args.seed)
+
+    start, load_start = time.perf_counter(), os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="kslim-deploy-") as workdir:
+        for name in names:
+            results.append(run_model(name, args, workdir))
+    data = {
+        "machine": machine(),
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
+        "args": vars(args),
+        "runtime_s": time.perf_counter() - start,
+        "gamma_rule": None if args.train_epochs else {
+            "formula": "s_l = min(s_max, c * r_l * exp(kappa * d_l)); round(s_l * n_l) channels per layer get "
+                       "|gamma| ~ Exponential(dead_mean), the rest max(alive_min, LogNormal(log alive_median, "
+                       "alive_sigma)); c solved so that the dead channels are `ratio` of all; r_l = 1 for a BN "
+                       "on a shared stream, `internal` otherwise; d_l = relative depth in [0, 1]",
+            **GAMMA, "per_model": RULES},
+        "aim_speedup_over_flops_reduction": AIM,
+        "results": results,
+    }
+    print("\n" + _text_table(table_rows(results)))
+    print("\n" + _text_table(paper_rows(results)))
+    for r in results:
+        print(f"\n{r['model']}:")
+        for note in r["notes"]:
+            print(f"  - {note}")
+    _common.RESULTS.mkdir(exist_ok=True)
+    json_path = _common.RESULTS / "deploy.json"
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
+    md_path = _common.RESULTS / "deploy.md"
+    write_markdown(md_path, data)
+    print(f"\nwrote {json_path} and {md_path} ({data['runtime_s'] / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
