@@ -40,11 +40,13 @@ REFERENCE = {
     "resnet32": (466_906, 2 * 69_124_736),
     # By hand: 156 + 2,416 + 48,120 + 10,164 + 850; MACs 117,600 + 240,000 + 48,000 + 10,080 + 840.
     "lenet5": (61_706, 2 * 416_520),
+    # By hand: 520 + 25,050 + 400,500 + 5,010; MACs 288,000 + 1,600,000 + 400,000 + 5,000.
+    "lenet5_caffe": (431_080, 2 * 2_293_000),
     # By hand: 784*500 + 500*300 (no bias before BN) + BN 2 x 800 + 300*10 + 10; MACs 545,000.
     "mlp": (546_610, 2 * 545_000),
 }
-_NO_BN = {"lenet5"}
-_DEFAULT_SHAPE = {"lenet5": (28, 28, 1), "mlp": (28, 28, 1)}
+_NO_BN = {"lenet5", "lenet5_caffe"}
+_DEFAULT_SHAPE = {"lenet5": (28, 28, 1), "lenet5_caffe": (28, 28, 1), "mlp": (28, 28, 1)}
 
 _built = {}
 
@@ -196,6 +198,14 @@ def test_lenet5_and_mlp_channel_masks():
     masks = [layer.name for layer in lenet.layers if isinstance(layer, ChannelMask)]
     assert masks == ["conv1_mask", "conv2_mask", "fc1_mask", "fc2_mask"]
     assert lenet.get_layer("fc1").kernel.shape == (6 * 6 * 16, 120)
+
+    caffe = kslim.models.get("lenet5_caffe", channel_masks=True)
+    masks = [layer.name for layer in caffe.layers if isinstance(layer, ChannelMask)]
+    assert masks == ["conv1_mask", "conv2_mask", "fc1_mask"]
+    assert caffe.get_layer("fc1").kernel.shape == (4 * 4 * 50, 500)
+    with pytest.raises(ValueError, match=r"lenet5_caffe: input_shape=\(15, 15, 1\) is too small"):
+        kslim.models.get("lenet5_caffe", input_shape=(15, 15, 1))
+    kslim.models.get("lenet5_caffe", input_shape=(16, 16, 1))
 
     mlp = kslim.models.get("mlp", batchnorm=False, channel_masks=True)
     assert [layer.name for layer in mlp.layers if isinstance(layer, ChannelMask)] == [

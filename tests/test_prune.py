@@ -75,6 +75,19 @@ def test_pruned_model_computes_what_the_masked_model_computed(name):
     }
 
 
+@pytest.mark.parametrize("name", kslim.models.list_models())
+def test_every_zoo_model_prunes_exactly(name):
+    model = kslim.models.get(name)
+    if not scaling_factors(model):  # LeNets have no BN: Yang et al.'s channel masks
+        model = kslim.add_channel_masks(model)
+    model = sparsify(model)
+    x = _inputs(model, n=2)
+    before = model(x, training=False)
+    slim = kslim.prune(model, threshold=1e-6)
+    assert _rel_err(before, slim(x, training=False)) <= 1e-5
+    assert kslim.profile(slim).params < 0.9 * kslim.profile(model).params
+
+
 @pytest.mark.parametrize("name", ["vgg", "resnet", "preact_resnet", "densenet", "mobilenet", "se_net", "mlp"])
 def test_compensation_folds_the_constant_of_pruned_channels(name):
     model = sparsify(archs.ALL[name](), beta_zero=False)

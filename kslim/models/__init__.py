@@ -9,7 +9,7 @@ slimmed model is the same builder with smaller widths.
 Example:
 
 >>> kslim.models.list_models()
-['densenet40', 'lenet5', 'mlp', 'preresnet164', 'resnet32', 'vgg11', ...]
+['densenet40', 'lenet5', 'lenet5_caffe', 'mlp', 'preresnet164', 'resnet32', 'vgg11', ...]
 >>> model = kslim.models.get("vgg19", num_classes=100, gamma_init=0.5)
 """
 
@@ -70,7 +70,8 @@ def get(name, num_classes=10, input_shape=None, **kwargs):
 
     Args:
         name: str, a name from `list_models()` (`"vgg19"`, `"preresnet164"`,
-            `"densenet40"`, `"resnet32"`, `"lenet5"`, `"mlp"`, ...).
+            `"densenet40"`, `"resnet32"`, `"lenet5"`, `"lenet5_caffe"`,
+            `"mlp"`, ...).
         num_classes: int, the number of logits.
         input_shape: tuple of int, the input shape without the batch axis;
             the model's default (CIFAR `(32, 32, 3)`, MNIST `(28, 28, 1)`)
@@ -234,6 +235,7 @@ def _conv(filters, kernel_size, name, strides=1):
 from kslim.models.densenet import densenet as densenet  # noqa: E402
 from kslim.models.densenet import densenet40 as densenet40  # noqa: E402
 from kslim.models.lenet import lenet5 as lenet5  # noqa: E402
+from kslim.models.lenet import lenet5_caffe as lenet5_caffe  # noqa: E402
 from kslim.models.mlp import mlp as mlp  # noqa: E402
 from kslim.models.preresnet import preresnet as preresnet  # noqa: E402
 from kslim.models.preresnet import preresnet164 as preresnet164  # noqa: E402
