@@ -243,6 +243,67 @@ def test_channel_masks_for_layers_without_bn_fold_away():
     assert slim.count_params() < model.count_params()
 
 
+def test_folded_mask_gain_is_spread_evenly_over_a_chain_of_layers():
+    # A mask-trained LeNet leaves most of its gain in small masks; folded, they would make
+    # fc1's kernel tens of times smaller than its neighbours', and SGD diverges in fine-tuning.
+    model = kslim.models.get("lenet5_caffe", channel_masks=True)
+    rng = np.random.default_rng(0)
+    for name, low, high in [("conv1_mask", 0.5, 2), ("conv2_mask", 0.05, 0.3), ("fc1_mask", 1e-3, 0.05)]:
+        layer = model.get_layer(name)
+        n = layer.mask.shape[0]
+        mask = rng.uniform(low, high, n) * rng.choice([-1, 1], n)
+        mask[rng.random(mask.size) < 0.5] = 0.0
+        layer.set_weights([mask.astype("float32")])
+    x = _inputs(model)
+    before = model(x, training=False)
+    plan = kslim.plan(model, threshold=1e-6)
+    plain = kslim.prune(model, plan=plan, rebalance=False)
+    slim = kslim.prune(model, plan=plan)
+    assert _rel_err(before, plain(x, training=False)) <= 1e-5
+    assert _rel_err(before, slim(x, training=False)) <= 1e-5
+
+    # A layer's gain: ||its kernel|| over ||the same kept slice of the unmasked kernel||.
+    for name in ("conv1_mask", "conv2_mask", "fc1_mask"):
+        layer = model.get_layer(name)
+        layer.set_weights([(layer.mask.numpy() != 0).astype("float32")])
+    unmasked = kslim.prune(model, plan=plan, rebalance=False)
+    folded, spread = [], []
+    for name in ("conv1", "conv2", "fc1", "classifier"):
+        norm = np.linalg.norm(unmasked.get_layer(name).kernel.numpy())
+        folded.append(np.linalg.norm(plain.get_layer(name).kernel.numpy()) / norm)
+        spread.append(np.linalg.norm(slim.get_layer(name).kernel.numpy()) / norm)
+    assert max(folded) / min(folded) > 20  # the plain fold is badly unbalanced
+    np.testing.assert_allclose(spread, np.exp(np.mean(np.log(folded))), rtol=1e-4)
+
+
+def test_rebalancing_stops_where_scaling_would_change_the_output():
+    # A sigmoid is not positively homogeneous: the scale of d1 cannot move into d2.
+    inp = keras.Input((12,))
+    x = L.Dense(16, name="d1")(inp)
+    x = kslim.layers.ChannelMask(name="d1_mask")(x)
+    x = L.Activation("sigmoid", name="sig")(x)
+    x = L.Dense(16, name="d2")(x)
+    x = kslim.layers.ChannelMask(name="d2_mask")(x)
+    x = L.ReLU(name="relu")(x)
+    model = keras.Model(inp, L.Dense(3, name="out")(x))
+    for name in ("d1_mask", "d2_mask"):
+        mask = np.full(16, 0.01, "float32")
+        mask[::2] = 0.0
+        model.get_layer(name).set_weights([mask])
+    data = _inputs(model)
+    slim = kslim.prune(model, threshold=1e-6)
+    plain = kslim.prune(model, threshold=1e-6, rebalance=False)
+    assert _rel_err(model(data), slim(data)) <= 1e-5
+
+    def kernel_ratio(name):
+        kernels = [np.asarray(m.get_layer(name).kernel.numpy()) for m in (slim, plain)]
+        return np.linalg.norm(kernels[0]) / np.linalg.norm(kernels[1])
+
+    assert kernel_ratio("d1") == 1.0
+    # d2 -> ReLU -> out is a chain: its gain 0.01 is split into 0.1 for d2 and 0.1 for out.
+    np.testing.assert_allclose([kernel_ratio("d2"), kernel_ratio("out")], [10.0, 0.1], rtol=1e-5)
+
+
 def test_pruned_model_saves_and_loads_with_safe_mode(tmp_path):
     model = sparsify(archs.preact_resnet())
     slim = kslim.prune(model, threshold=1e-6)

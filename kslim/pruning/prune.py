@@ -18,6 +18,7 @@ def prune(
     max_layer_ratio=None,
     exclude=(),
     compensate=True,
+    rebalance=True,
 ):
     """Returns a new, physically narrower copy of `model` without its weakest channels.
 
@@ -36,6 +37,15 @@ def prune(
     layers and 1x1 convolutions and exact in the interior of larger kernels;
     on zero-padded borders it is approximate.
 
+    Folded masks (Yang et al.'s L1-trained `ChannelMask`s) leave much of the
+    network's gain in the layers they followed, whose weights can then be
+    tens of times smaller than their neighbours' and make fine-tuning at the
+    original learning rate diverge. With `rebalance`, wherever linear layers
+    follow each other through positively homogeneous layers only (ReLU,
+    pooling, Flatten, dropout, ...), each kernel of the chain is rescaled so
+    that all carry the same share of the masks' gain (biases follow): the
+    model's outputs do not change.
+
     Reference: Liu et al., "Learning Efficient Convolutional Networks through
     Network Slimming", ICCV 2017.
 
@@ -47,6 +57,9 @@ def prune(
             apply instead of a budget.
         compensate: bool, fold the pruned channels' constants into the next
             layer (default True).
+        rebalance: bool, spread the gain of folded `ChannelMask`s evenly over
+            each chain of linear layers (default True); no effect on models
+            without masks.
 
     Returns:
         A new `keras.Model` (a `keras.Sequential` for a Sequential input).
@@ -77,4 +90,6 @@ def prune(
         )
         plan = decide(analysis, budgets, floors)
     pruned = surgery.pruned_groups(analysis, plan)
-    return surgery.rebuild(model, analysis, plan, pruned, compensate=compensate)
+    return surgery.rebuild(
+        model, analysis, plan, pruned, compensate=compensate, rebalance=rebalance
+    )

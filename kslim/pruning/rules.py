@@ -24,10 +24,8 @@ _TRANSPOSE = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 _SEPARABLE = (L.SeparableConv1D, L.SeparableConv2D)
 _DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
 _MERGE = (L.Add, L.Subtract, L.Average, L.Maximum, L.Minimum)
-_PASS = (
-    L.ReLU, L.LeakyReLU, L.ELU, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D,
-    L.SpatialDropout3D, L.GaussianNoise, L.GaussianDropout, L.AlphaDropout,
-    L.ActivityRegularization, L.Identity,
+# Per-channel spatial layers: pooling, padding, cropping, upsampling.
+_SPATIAL = (
     L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D,
     L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D,
     L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D,
@@ -35,8 +33,12 @@ _PASS = (
     L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
     L.Cropping1D, L.Cropping2D, L.Cropping3D,
     L.UpSampling1D, L.UpSampling2D, L.UpSampling3D,
-    L.PReLU, L.Rescaling, L.Normalization,
 )
+_DROPOUT = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianDropout)
+_PASS = (
+    L.ReLU, L.LeakyReLU, L.ELU, L.GaussianNoise, L.AlphaDropout, L.ActivityRegularization,
+    L.Identity, L.PReLU, L.Rescaling, L.Normalization,
+) + _DROPOUT + _SPATIAL
 # Activations that mix channels.
 _CHANNEL_MIXING = {"softmax", "log_softmax"}
 

@@ -12,6 +12,7 @@ import numpy as np
 from kslim.layers.channel_mask import ChannelMask
 from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning import compensation, config_edit, rules
+from kslim.pruning.rebalance import spread_mask_gains
 
 
 def pruned_groups(analysis, plan):
@@ -57,7 +58,7 @@ def pruned_groups(analysis, plan):
     return pruned
 
 
-def rebuild(model, analysis, plan, pruned, compensate=True):
+def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     """Builds the pruned model. See `kslim.prune`."""
     g = analysis.graph
     records = plan.layers
@@ -83,6 +84,8 @@ def rebuild(model, analysis, plan, pruned, compensate=True):
             enable_bias.add(name)
             weights[name].append(delta)
     folded = _fold_masks(g, weights)
+    if rebalance and folded:
+        spread_mask_gains(g, weights, folded, records)
     config = model.get_config()
     is_sequential = isinstance(model, keras.Sequential)
     for entry in config["layers"]:
