@@ -304,6 +304,21 @@ def test_rebalancing_stops_where_scaling_would_change_the_output():
     np.testing.assert_allclose([kernel_ratio("d2"), kernel_ratio("out")], [10.0, 0.1], rtol=1e-5)
 
 
+def test_rebalancing_leaves_a_shared_layer_alone():
+    inp = keras.Input((12,))
+    x = kslim.layers.ChannelMask(name="d1_mask")(L.Dense(16, name="d1")(inp))
+    shared = L.Dense(16, name="shared")
+    x = shared(shared(L.ReLU(name="relu")(x)))  # its kernel serves two calls
+    model = keras.Model(inp, L.Dense(3, name="out")(x))
+    model.get_layer("d1_mask").set_weights([np.full(16, 0.01, "float32")])
+    data = _inputs(model)
+    slim = kslim.prune(model, threshold=1e-6)
+    plain = kslim.prune(model, threshold=1e-6, rebalance=False)
+    assert _rel_err(model(data), slim(data)) <= 1e-5
+    for name in ("d1", "shared", "out"):
+        np.testing.assert_array_equal(slim.get_layer(name).kernel.numpy(), plain.get_layer(name).kernel.numpy())
+
+
 def test_pruned_model_saves_and_loads_with_safe_mode(tmp_path):
     model = sparsify(archs.preact_resnet())
     slim = kslim.prune(model, threshold=1e-6)

@@ -49,10 +49,11 @@ def spread_mask_gains(g, weights, folded, records):
         records: the plan's per-layer records (for the kept output channels).
     """
     masked = set(folded.values())
+    folded_masks = set(folded)
     follower = {}
     for i, node in enumerate(g.nodes):
-        if _is_linear(node.op):
-            j = _next_linear(g, i, set(folded))
+        if _is_linear(node):
+            j = _next_linear(g, i, folded_masks)
             if j is not None:
                 follower[i] = j
     heads = set(follower) - set(follower.values())
@@ -80,8 +81,14 @@ def spread_mask_gains(g, weights, folded, records):
                 w[k] = (w[k] * scale).astype(w[k].dtype)
 
 
-def _is_linear(op):
-    return isinstance(op, _LINEAR) and _activation(op) in _HOMOGENEOUS_ACTIVATIONS
+def _is_linear(node):
+    # A shared layer (or a grouped convolution) is a barrier, not a "producer": its
+    # kernel serves other calls too, so it cannot be rescaled for this one.
+    return (
+        node.role == "producer"
+        and isinstance(node.op, _LINEAR)
+        and _activation(node.op) in _HOMOGENEOUS_ACTIVATIONS
+    )
 
 
 def _activation(op):
@@ -106,7 +113,7 @@ def _next_linear(g, i, folded_masks):
         node = g.nodes[j]
         if len(node.inputs) != 1 or len(node.outputs) != 1:
             return None
-        if _is_linear(node.op):
+        if _is_linear(node):
             return j
         if not _homogeneous(node.op, folded_masks):
             return None
