@@ -248,7 +248,8 @@ def test_folded_mask_gain_is_spread_evenly_over_a_chain_of_layers():
     # fc1's kernel tens of times smaller than its neighbours', and SGD diverges in fine-tuning.
     model = kslim.models.get("lenet5_caffe", channel_masks=True)
     rng = np.random.default_rng(0)
-    for name, low, high in [("conv1_mask", 0.5, 2), ("conv2_mask", 0.05, 0.3), ("fc1_mask", 1e-3, 0.05)]:
+    ranges = {"conv1_mask": (0.5, 2), "conv2_mask": (0.05, 0.3), "fc1_mask": (1e-3, 0.05)}
+    for name, (low, high) in ranges.items():
         layer = model.get_layer(name)
         n = layer.mask.shape[0]
         mask = rng.uniform(low, high, n) * rng.choice([-1, 1], n)
@@ -316,7 +317,8 @@ def test_rebalancing_leaves_a_shared_layer_alone():
     plain = kslim.prune(model, threshold=1e-6, rebalance=False)
     assert _rel_err(model(data), slim(data)) <= 1e-5
     for name in ("d1", "shared", "out"):
-        np.testing.assert_array_equal(slim.get_layer(name).kernel.numpy(), plain.get_layer(name).kernel.numpy())
+        kernels = [m.get_layer(name).kernel.numpy() for m in (slim, plain)]
+        np.testing.assert_array_equal(*kernels)
 
 
 def test_pruned_model_saves_and_loads_with_safe_mode(tmp_path):

@@ -46,7 +46,7 @@ def spread_mask_gains(g, weights, folded, records):
             compensated full-size weights; layers of a chain that are not in
             it are added.
         folded: dict ChannelMask name -> the name of the layer it was folded into.
-        records: the plan's per-layer records (for the kept output channels).
+        records: the plan's per-layer records (for the kept channels).
     """
     masked = set(folded.values())
     folded_masks = set(folded)

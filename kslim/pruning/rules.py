@@ -34,7 +34,9 @@ _SPATIAL = (
     L.Cropping1D, L.Cropping2D, L.Cropping3D,
     L.UpSampling1D, L.UpSampling2D, L.UpSampling3D,
 )
-_DROPOUT = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianDropout)
+_DROPOUT = (
+    L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianDropout,
+)
 _PASS = (
     L.ReLU, L.LeakyReLU, L.ELU, L.GaussianNoise, L.AlphaDropout, L.ActivityRegularization,
     L.Identity, L.PReLU, L.Rescaling, L.Normalization,
