@@ -26,7 +26,7 @@ setup(
     scripts=[str(p) for p in sorted((_HERE / "bin").glob("kslim-*"))],
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3.3",
+        "keras>=3.12.0",
         "numpy>=1.24",
         "absl-py>=1.0",
     ],

@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kslim  # noqa: E402
-from kslim._factors import scaling_factors  # noqa: E402
+from kslim.sparsity.factors import scaling_factors  # noqa: E402
 
 _RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "attach_overhead.json"
 

@@ -74,7 +74,6 @@ Usage:
 """
 
 import argparse
-import copy
 import datetime
 import importlib.metadata
 import json
@@ -93,7 +92,8 @@ import numpy as np  # noqa: E402
 
 import _common  # noqa: E402
 import kslim  # noqa: E402
-from kslim._factors import scaling_factors  # noqa: E402
+from kslim.pruning.graph import Graph  # noqa: E402
+from kslim.sparsity.factors import scaling_factors  # noqa: E402
 
 MODELS = ("vgg19", "preresnet164", "densenet40")
 RATIOS = {"vgg19": 0.7, "preresnet164": 0.4, "densenet40": 0.4}
@@ -118,18 +118,13 @@ AIM = 0.8
 
 def _stream_bns(model):
     """Names of the BN layers that read a shared stream (pruning them needs a channel selection)."""
-    consumers = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                consumers[id(tensor)] = consumers.get(id(tensor), 0) + 1
-    names = set()
-    for layer, _ in scaling_factors(model):
-        (tensor,) = layer._inbound_nodes[0].input_tensors
-        source = tensor._keras_history[0]
-        if consumers[id(tensor)] > 1 or isinstance(source, (keras.layers.Add, keras.layers.Concatenate)):
-            names.add(layer.name)
-    return names
+    graph = Graph(model)
+    return {
+        node.op.name
+        for node in graph.nodes
+        if node.role == "scale"
+        and any(graph.kind[c][0] == "child" and c not in graph.merged for c in graph.ids[node.outputs[0]])
+    }
 
 
 def set_gammas(model, ratio, kappa, internal, seed=0):
@@ -199,73 +194,6 @@ def _masked_difference(model, slim, plan, x):
 
 
 # --------------------------------------------- diagnostic: no channel selections
-
-
-def _histories(obj):
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "__keras_tensor__":
-            yield obj["config"]["keras_history"]
-        else:
-            for value in obj.values():
-                yield from _histories(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _histories(value)
-
-
-def without_selections(slim):
-    """The pruned model with every ChannelSelect folded into zero-weight rows: same outputs, no GATHER.
-
-    Each selection feeds BN -> per-channel layers -> Conv2D/Dense; the BN gets
-    full width (the dropped channels get gamma = beta = 0, so they output 0)
-    and the kernel zero rows for them. This is a diagnostic of what the
-    GATHERs cost, not a kslim feature.
-    """
-    config = copy.deepcopy(slim.get_config())
-    layers = {entry["name"]: entry for entry in config["layers"]}
-    consumers = {}
-    for entry in config["layers"]:
-        for history in _histories(entry["inbound_nodes"]):
-            consumers.setdefault(history[0], []).append(entry["name"])
-    selects = {name: e for name, e in layers.items() if e["class_name"] == "ChannelSelect"}
-    widen = {}
-    for name, entry in selects.items():
-        (source,) = list(_histories(entry["inbound_nodes"]))
-        keep, full = entry["config"]["indices"], slim.get_layer(name).input.shape[-1]
-        (bn,) = consumers[name]
-        widen[bn] = (keep, full)
-        reader = bn
-        while layers[reader]["class_name"] not in ("Conv2D", "Dense"):
-            (reader,) = consumers[reader]
-        widen[reader] = (keep, full)
-        for other in config["layers"]:
-            for history in _histories(other["inbound_nodes"]):
-                if history[0] == name:
-                    history[:] = list(source)
-    config["layers"] = [e for e in config["layers"] if e["name"] not in selects]
-    for entry in config["layers"]:
-        entry.pop("build_config", None)
-    wide = keras.Model.from_config(config)
-    for layer in wide.layers:
-        weights = slim.get_layer(layer.name).get_weights()
-        if layer.name not in widen:
-            layer.set_weights(weights)
-            continue
-        keep, full = widen[layer.name]
-        targets = []
-        for i, (w, target) in enumerate(zip(weights, layer.get_weights())):
-            if w.shape == target.shape:
-                targets.append(w)
-                continue
-            if isinstance(layer, keras.layers.BatchNormalization):  # gamma, beta, mean, variance
-                t = np.ones_like(target) if i == 3 else np.zeros_like(target)
-                t[keep] = w
-            else:  # kernel: input channels on axis -2
-                t = np.zeros_like(target)
-                t[..., keep, :] = w
-            targets.append(t)
-        layer.set_weights(targets)
-    return wide
 
 
 # ------------------------------------------------------------------- timing
@@ -357,7 +285,7 @@ def run_model(name, args, workdir):
 
     variants = {"baseline": model, "pruned": slim}
     if record["channel_selections"] and not args.quick:
-        wide = without_selections(slim)
+        wide = kslim.deploy.fold_selections(slim)
         diff = np.abs(keras.ops.convert_to_numpy(wide(x)) - keras.ops.convert_to_numpy(slim(x))).max()
         record["no_gather_rel_diff"] = float(diff / np.abs(keras.ops.convert_to_numpy(slim(x))).max())
         variants["pruned_no_gather"] = wide

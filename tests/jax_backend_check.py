@@ -4,18 +4,16 @@ kslim's core (penalties, attach, callbacks, graph analysis, pruning, profile,
 models) is written against keras.ops and NumPy only; this checks it on JAX.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import archs  # noqa: E402
 import kslim  # noqa: E402
-from test_prune import _inputs, _rel_err, sparsify  # noqa: E402
+from kslim.testing import archs  # noqa: E402
+from kslim.testing.exactness import inputs as _inputs  # noqa: E402
+from kslim.testing.exactness import rel_err as _rel_err  # noqa: E402
+from kslim.testing.exactness import sparsify  # noqa: E402
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
 for name, build in archs.CUSTOM.items():

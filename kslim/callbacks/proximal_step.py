@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from kslim import penalties
-from kslim._factors import scaling_factors
+from kslim.sparsity.factors import scaling_factors
+from kslim._internal import keras_api
 
 
 class ProximalStep(keras.callbacks.Callback):
@@ -101,7 +102,7 @@ def _current_learning_rate(optimizer):
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     # `optimizer.learning_rate` evaluates a schedule at the *current*
     # iteration; the schedule object itself is only reachable privately.
-    schedule = getattr(optimizer, "_learning_rate", None)
+    schedule = keras_api.learning_rate_schedule(optimizer)
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         # `iterations` was incremented after the step, which used the rate at
         # the previous iteration.

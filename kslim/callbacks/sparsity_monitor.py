@@ -7,8 +7,10 @@ import numpy as np
 from keras import ops
 
 from kslim import penalties
-from kslim._factors import global_threshold
-from kslim._factors import scaling_factors
+from kslim._internal.checks import check_number
+from kslim.pruning.analysis import Analysis
+from kslim.pruning.budget import ratio_cut
+from kslim.sparsity.factors import scaling_factors
 
 
 class SparsityMonitor(keras.callbacks.Callback):
@@ -31,9 +33,11 @@ class SparsityMonitor(keras.callbacks.Callback):
     - `penalty`: the value of the attached kslim penalties on their factors
       (what they add to the loss); 0.0 if none is attached.
     - `mean_abs_gamma`: mean of `|gamma|`.
-    - `ratio_threshold`: the global threshold at `ratio`, from
-      `kslim._factors.global_threshold` (channels with `|gamma|` below it
-      would be pruned); `inf` when `ratio=1`.
+    - `ratio_threshold`: the threshold that `kslim.plan(model, ratio=ratio)`
+      would cut at now (`Plan.threshold`): the same rule
+      (`kslim.pruning.ratio_cut`) over the same prunable channel groups.
+      For a model kslim cannot analyse (a subclassed model), the rule is
+      applied to every factor on its own.
 
     With `log_dir`, it also writes a histogram of `|gamma|` per layer for
     TensorBoard (tags `abs_gamma/<layer name>`, step = epoch). That part needs
@@ -46,7 +50,7 @@ class SparsityMonitor(keras.callbacks.Callback):
     Args:
         threshold: float > 0, the `|gamma|` below which a factor counts as
             zero in `sparsity`.
-        ratio: float in [0, 1], the global pruning ratio of `ratio_threshold`.
+        ratio: float in [0, 1), the global pruning ratio of `ratio_threshold`.
         log_dir: optional str, a folder for the TensorBoard histograms (may be
             the `TensorBoard` callback's `log_dir`).
         verbose: 0 (silent) or 1 (print one line per epoch).
@@ -70,12 +74,10 @@ class SparsityMonitor(keras.callbacks.Callback):
                 f"SparsityMonitor got threshold={threshold!r}; it must be a finite number > 0, "
                 "the |gamma| below which a channel counts as zero (e.g. 1e-2)."
             )
-        ratio_value = float(ratio)
-        if not 0.0 <= ratio_value <= 1.0:
-            raise ValueError(
-                f"SparsityMonitor got ratio={ratio!r}; it must be in [0, 1], the fraction of "
-                "channels that would be pruned (e.g. 0.5)."
-            )
+        ratio_value = check_number(
+            "ratio", ratio, low=0, high=1, high_open=True, where="SparsityMonitor",
+            hint="the fraction of channels that would be pruned (e.g. 0.5)",
+        )
         if verbose not in (0, 1):
             raise ValueError(f"SparsityMonitor got verbose={verbose!r}; use 0 or 1.")
         self.threshold = threshold_value
@@ -83,6 +85,7 @@ class SparsityMonitor(keras.callbacks.Callback):
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.verbose = verbose
         self._writer = None
+        self._analysis = None
 
     def on_train_begin(self, logs=None):
         if not scaling_factors(self.model):
@@ -92,6 +95,10 @@ class SparsityMonitor(keras.callbacks.Callback):
                 "convolutions or dense layers, or add ChannelMask layers with "
                 "kslim.add_channel_masks(model)."
             )
+        try:  # the channel groups that kslim.plan ranks; analysed once per fit
+            self._analysis = Analysis(self.model)
+        except ValueError:  # not a functional graph: rank every factor on its own
+            self._analysis = None
         if self.log_dir is not None and self._writer is None:
             import tensorflow as tf  # Only the histograms need TensorFlow.
 
@@ -105,7 +112,7 @@ class SparsityMonitor(keras.callbacks.Callback):
             "sparsity": float(np.mean(pooled < self.threshold)) if pooled.size else 0.0,
             "penalty": self._penalty(factors),
             "mean_abs_gamma": float(np.mean(pooled)) if pooled.size else 0.0,
-            "ratio_threshold": global_threshold(pooled, self.ratio),
+            "ratio_threshold": self._ratio_threshold(pooled),
         }
         if logs is not None:
             logs.update(stats)
@@ -123,6 +130,16 @@ class SparsityMonitor(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def _ratio_threshold(self, pooled):
+        if self._analysis is None:
+            scores = dict(enumerate(pooled.tolist()))
+            return ratio_cut(scores, dict.fromkeys(scores, 1), self.ratio)[1]
+        self._analysis.rescore()
+        scores = self._analysis.prunable()
+        if not scores:
+            return float("inf")
+        return ratio_cut(scores, self._analysis.size, self.ratio)[1]
 
     def _penalty(self, factors):
         total = 0.0

@@ -90,7 +90,7 @@ def _profile(model):
     if not isinstance(model, keras.Model):
         return None
     try:
-        from kslim.profile import profile
+        from kslim.profiling import profile
     except ImportError:
         return None
     return profile(model)

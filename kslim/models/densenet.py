@@ -2,12 +2,12 @@
 
 import keras
 
-from kslim.models import _batch_norm
-from kslim.models import _check_common
-from kslim.models import _check_input_shape
-from kslim.models import _check_widths
-from kslim.models import _conv
-from kslim.models import register
+from kslim.models.blocks import batch_norm
+from kslim.models.blocks import check_common
+from kslim.models.blocks import check_input_shape
+from kslim.models.blocks import check_widths
+from kslim.models.blocks import conv
+from kslim.models.registry import register
 
 
 def densenet(
@@ -70,8 +70,8 @@ def densenet(
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 7 or (depth - 4) % 3:
         raise ValueError(f"densenet: depth must be 3 * n + 4 with n >= 1 (e.g. 40), got {depth!r}.")
     model_name = f"densenet{depth}"
-    _check_common(model_name, num_classes, gamma_init, bn_momentum)
-    input_shape = _check_input_shape(model_name, input_shape, (32, 32, 3), min_size=4)
+    check_common(model_name, num_classes, gamma_init, bn_momentum)
+    input_shape = check_input_shape(model_name, input_shape, (32, 32, 3), min_size=4)
     n = (depth - 4) // 3
     growth = 12
 
@@ -84,27 +84,27 @@ def densenet(
         if block < 3:
             names.append(f"transition{block}_conv")
             default.append(channels)
-    widths = _check_widths(model_name, widths, default, names)
+    widths = check_widths(model_name, widths, default, names)
 
     def bn_relu(x, prefix):
-        x = _batch_norm(f"{prefix}_bn", gamma_init, bn_momentum)(x)
+        x = batch_norm(f"{prefix}_bn", gamma_init, bn_momentum)(x)
         return keras.layers.ReLU(name=f"{prefix}_relu")(x)
 
     inputs = keras.Input(input_shape, name="input")
-    x = _conv(widths[0], 3, name="stem_conv")(inputs)
+    x = conv(widths[0], 3, name="stem_conv")(inputs)
     remaining = iter(widths[1:])
     for block in range(1, 4):
         for layer in range(1, n + 1):
             prefix = f"block{block}_layer{layer}"
             out = bn_relu(x, prefix)
-            out = _conv(next(remaining), 3, name=f"{prefix}_conv")(out)
+            out = conv(next(remaining), 3, name=f"{prefix}_conv")(out)
             x = keras.layers.Concatenate(name=f"{prefix}_concat")([x, out])
         if block < 3:
             prefix = f"transition{block}"
             x = bn_relu(x, prefix)
-            x = _conv(next(remaining), 1, name=f"{prefix}_conv")(x)
+            x = conv(next(remaining), 1, name=f"{prefix}_conv")(x)
             x = keras.layers.AveragePooling2D(2, name=f"{prefix}_pool")(x)
-    x = _batch_norm("final_bn", gamma_init, bn_momentum)(x)
+    x = batch_norm("final_bn", gamma_init, bn_momentum)(x)
     x = keras.layers.ReLU(name="final_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     outputs = keras.layers.Dense(num_classes, bias_initializer="zeros", name="classifier")(x)

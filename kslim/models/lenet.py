@@ -3,10 +3,10 @@
 import keras
 
 from kslim.layers.channel_mask import ChannelMask
-from kslim.models import _check_common
-from kslim.models import _check_input_shape
-from kslim.models import _check_widths
-from kslim.models import register
+from kslim.models.blocks import check_common
+from kslim.models.blocks import check_input_shape
+from kslim.models.blocks import check_widths
+from kslim.models.registry import register
 
 
 @register
@@ -56,10 +56,10 @@ def lenet5(num_classes=10, input_shape=None, widths=None, channel_masks=False):
 
     >>> model = kslim.models.lenet5(channel_masks=True)
     """
-    _check_common("lenet5", num_classes)
-    input_shape = _check_input_shape("lenet5", input_shape, (28, 28, 1), min_size=12)
+    check_common("lenet5", num_classes)
+    input_shape = check_input_shape("lenet5", input_shape, (28, 28, 1), min_size=12)
     names = ["conv1", "conv2", "fc1", "fc2"]
-    widths = _check_widths("lenet5", widths, [6, 16, 120, 84], names)
+    widths = check_widths("lenet5", widths, [6, 16, 120, 84], names)
     return _lenet("lenet5", num_classes, input_shape, names, widths, "same", channel_masks)
 
 
@@ -108,10 +108,10 @@ def lenet5_caffe(num_classes=10, input_shape=None, widths=None, channel_masks=Fa
 
     >>> model = kslim.models.get("lenet5_caffe", channel_masks=True)
     """
-    _check_common("lenet5_caffe", num_classes)
-    input_shape = _check_input_shape("lenet5_caffe", input_shape, (28, 28, 1), min_size=16)
+    check_common("lenet5_caffe", num_classes)
+    input_shape = check_input_shape("lenet5_caffe", input_shape, (28, 28, 1), min_size=16)
     names = ["conv1", "conv2", "fc1"]
-    widths = _check_widths("lenet5_caffe", widths, [20, 50, 500], names)
+    widths = check_widths("lenet5_caffe", widths, [20, 50, 500], names)
     return _lenet("lenet5_caffe", num_classes, input_shape, names, widths, "valid", channel_masks)
 
 

@@ -3,11 +3,11 @@
 import keras
 
 from kslim.layers.channel_mask import ChannelMask
-from kslim.models import _batch_norm
-from kslim.models import _check_common
-from kslim.models import _check_input_shape
-from kslim.models import _check_widths
-from kslim.models import register
+from kslim.models.blocks import batch_norm
+from kslim.models.blocks import check_common
+from kslim.models.blocks import check_input_shape
+from kslim.models.blocks import check_widths
+from kslim.models.registry import register
 
 
 @register
@@ -64,7 +64,7 @@ def mlp(
     >>> model = kslim.models.mlp(gamma_init=0.5)
     >>> masked = kslim.models.mlp(batchnorm=False, channel_masks=True)
     """
-    _check_common("mlp", num_classes, gamma_init, bn_momentum)
+    check_common("mlp", num_classes, gamma_init, bn_momentum)
     if batchnorm and channel_masks:
         raise ValueError(
             "mlp: got batchnorm=True and channel_masks=True; BatchNormalization already gives "
@@ -75,7 +75,7 @@ def mlp(
             f"mlp: gamma_init={gamma_init} has no effect with batchnorm=False; "
             "set batchnorm=True or leave gamma_init at 1.0."
         )
-    input_shape = _check_input_shape("mlp", input_shape, (28, 28, 1), any_rank=True)
+    input_shape = check_input_shape("mlp", input_shape, (28, 28, 1), any_rank=True)
     if widths is None:
         widths = [500, 300]
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) == 0:
@@ -84,14 +84,14 @@ def mlp(
         )
     # Any number of hidden layers is allowed, so only the entries are checked.
     names = [f"fc{i}" for i in range(1, len(widths) + 1)]
-    widths = _check_widths("mlp", widths, list(widths), names)
+    widths = check_widths("mlp", widths, list(widths), names)
 
     inputs = keras.Input(input_shape, name="input")
     x = keras.layers.Flatten(name="flatten")(inputs)
     for i, width in enumerate(widths, start=1):
         x = keras.layers.Dense(width, use_bias=not batchnorm, name=f"fc{i}")(x)
         if batchnorm:
-            x = _batch_norm(f"fc{i}_bn", gamma_init, bn_momentum)(x)
+            x = batch_norm(f"fc{i}_bn", gamma_init, bn_momentum)(x)
         elif channel_masks:
             x = ChannelMask(name=f"fc{i}_mask")(x)
         x = keras.layers.ReLU(name=f"fc{i}_relu")(x)

@@ -2,12 +2,12 @@
 
 import keras
 
-from kslim.models import _batch_norm
-from kslim.models import _check_common
-from kslim.models import _check_input_shape
-from kslim.models import _check_widths
-from kslim.models import _conv
-from kslim.models import register
+from kslim.models.blocks import batch_norm
+from kslim.models.blocks import check_common
+from kslim.models.blocks import check_input_shape
+from kslim.models.blocks import check_widths
+from kslim.models.blocks import conv
+from kslim.models.registry import register
 
 
 def preresnet(
@@ -73,8 +73,8 @@ def preresnet(
             f"preresnet: depth must be 9 * n + 2 with n >= 1 (e.g. 20, 56, 164), got {depth!r}."
         )
     model_name = f"preresnet{depth}"
-    _check_common(model_name, num_classes, gamma_init, bn_momentum)
-    input_shape = _check_input_shape(model_name, input_shape, (32, 32, 3))
+    check_common(model_name, num_classes, gamma_init, bn_momentum)
+    input_shape = check_input_shape(model_name, input_shape, (32, 32, 3))
     n = (depth - 2) // 9
 
     names, default, ties = ["stem_conv"], [16], []
@@ -85,14 +85,14 @@ def preresnet(
                 names.append(f"stage{stage}_block{block}_conv{k}")
                 default.append(width)
             ties[-1].append(len(names) - 1)
-    widths = _check_widths(model_name, widths, default, names, ties)
+    widths = check_widths(model_name, widths, default, names, ties)
 
     def bn_relu(x, prefix, k):
-        x = _batch_norm(f"{prefix}_bn{k}", gamma_init, bn_momentum)(x)
+        x = batch_norm(f"{prefix}_bn{k}", gamma_init, bn_momentum)(x)
         return keras.layers.ReLU(name=f"{prefix}_relu{k}")(x)
 
     inputs = keras.Input(input_shape, name="input")
-    x = _conv(widths[0], 3, name="stem_conv")(inputs)
+    x = conv(widths[0], 3, name="stem_conv")(inputs)
     position = 1
     for stage, stride in enumerate((1, 2, 2), start=1):
         for block in range(1, n + 1):
@@ -101,18 +101,18 @@ def preresnet(
             position += 3
             strides = stride if block == 1 else 1
             out = bn_relu(x, prefix, 1)
-            out = _conv(w1, 1, name=f"{prefix}_conv1")(out)
+            out = conv(w1, 1, name=f"{prefix}_conv1")(out)
             out = bn_relu(out, prefix, 2)
-            out = _conv(w2, 3, strides=strides, name=f"{prefix}_conv2")(out)
+            out = conv(w2, 3, strides=strides, name=f"{prefix}_conv2")(out)
             out = bn_relu(out, prefix, 3)
-            out = _conv(w3, 1, name=f"{prefix}_conv3")(out)
+            out = conv(w3, 1, name=f"{prefix}_conv3")(out)
             if block == 1:
                 # On the raw block input, as the official code: the stream changes width here.
-                shortcut = _conv(w3, 1, strides=strides, name=f"{prefix}_downsample")(x)
+                shortcut = conv(w3, 1, strides=strides, name=f"{prefix}_downsample")(x)
             else:
                 shortcut = x
             x = keras.layers.Add(name=f"{prefix}_add")([out, shortcut])
-    x = _batch_norm("final_bn", gamma_init, bn_momentum)(x)
+    x = batch_norm("final_bn", gamma_init, bn_momentum)(x)
     x = keras.layers.ReLU(name="final_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     outputs = keras.layers.Dense(num_classes, name="classifier")(x)

@@ -2,12 +2,12 @@
 
 import keras
 
-from kslim.models import _batch_norm
-from kslim.models import _check_common
-from kslim.models import _check_input_shape
-from kslim.models import _check_widths
-from kslim.models import _conv
-from kslim.models import register
+from kslim.models.blocks import batch_norm
+from kslim.models.blocks import check_common
+from kslim.models.blocks import check_input_shape
+from kslim.models.blocks import check_widths
+from kslim.models.blocks import conv
+from kslim.models.registry import register
 
 
 def resnet(
@@ -65,8 +65,8 @@ def resnet(
             f"resnet: depth must be 6 * n + 2 with n >= 1 (e.g. 20, 32, 56), got {depth!r}."
         )
     model_name = f"resnet{depth}"
-    _check_common(model_name, num_classes, gamma_init, bn_momentum)
-    input_shape = _check_input_shape(model_name, input_shape, (32, 32, 3))
+    check_common(model_name, num_classes, gamma_init, bn_momentum)
+    input_shape = check_input_shape(model_name, input_shape, (32, 32, 3))
     n = (depth - 2) // 6
 
     names, default, ties = ["stem_conv"], [16], [[0]]
@@ -77,11 +77,11 @@ def resnet(
             names += [f"stage{stage}_block{block}_conv1", f"stage{stage}_block{block}_conv2"]
             default += [planes, planes]
             ties[-1].append(len(names) - 1)
-    widths = _check_widths(model_name, widths, default, names, ties)
+    widths = check_widths(model_name, widths, default, names, ties)
 
     inputs = keras.Input(input_shape, name="input")
-    x = _conv(widths[0], 3, name="stem_conv")(inputs)
-    x = _batch_norm("stem_bn", gamma_init, bn_momentum)(x)
+    x = conv(widths[0], 3, name="stem_conv")(inputs)
+    x = batch_norm("stem_bn", gamma_init, bn_momentum)(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     position = 1
     for stage, stride in enumerate((1, 2, 2), start=1):
@@ -90,15 +90,15 @@ def resnet(
             w1, w2 = widths[position : position + 2]
             position += 2
             strides = stride if block == 1 else 1
-            out = _conv(w1, 3, strides=strides, name=f"{prefix}_conv1")(x)
-            out = _batch_norm(f"{prefix}_bn1", gamma_init, bn_momentum)(out)
+            out = conv(w1, 3, strides=strides, name=f"{prefix}_conv1")(x)
+            out = batch_norm(f"{prefix}_bn1", gamma_init, bn_momentum)(out)
             out = keras.layers.ReLU(name=f"{prefix}_relu1")(out)
-            out = _conv(w2, 3, name=f"{prefix}_conv2")(out)
-            out = _batch_norm(f"{prefix}_bn2", gamma_init, bn_momentum)(out)
+            out = conv(w2, 3, name=f"{prefix}_conv2")(out)
+            out = batch_norm(f"{prefix}_bn2", gamma_init, bn_momentum)(out)
             shortcut = x
             if block == 1 and stage > 1:
-                shortcut = _conv(w2, 1, strides=strides, name=f"{prefix}_shortcut_conv")(x)
-                shortcut = _batch_norm(f"{prefix}_shortcut_bn", gamma_init, bn_momentum)(shortcut)
+                shortcut = conv(w2, 1, strides=strides, name=f"{prefix}_shortcut_conv")(x)
+                shortcut = batch_norm(f"{prefix}_shortcut_bn", gamma_init, bn_momentum)(shortcut)
             x = keras.layers.Add(name=f"{prefix}_add")([out, shortcut])
             x = keras.layers.ReLU(name=f"{prefix}_relu2")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)

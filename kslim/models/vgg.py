@@ -2,12 +2,12 @@
 
 import keras
 
-from kslim.models import _batch_norm
-from kslim.models import _check_common
-from kslim.models import _check_input_shape
-from kslim.models import _check_widths
-from kslim.models import _conv
-from kslim.models import register
+from kslim.models.blocks import batch_norm
+from kslim.models.blocks import check_common
+from kslim.models.blocks import check_input_shape
+from kslim.models.blocks import check_widths
+from kslim.models.blocks import conv
+from kslim.models.registry import register
 
 # Conv widths per depth; "M" is a 2x2 max pooling that ends a block.
 _CFGS = {
@@ -73,8 +73,8 @@ def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=1.0,
     if depth not in _CFGS:
         raise ValueError(f"vgg: depth must be one of {sorted(_CFGS)}, got {depth!r}.")
     model_name = f"vgg{depth}"
-    _check_common(model_name, num_classes, gamma_init, bn_momentum)
-    input_shape = _check_input_shape(model_name, input_shape, (32, 32, 3), min_size=16)
+    check_common(model_name, num_classes, gamma_init, bn_momentum)
+    input_shape = check_input_shape(model_name, input_shape, (32, 32, 3), min_size=16)
 
     plan = []  # (block, index in block) of every conv, in order
     block, index = 1, 0
@@ -86,7 +86,7 @@ def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=1.0,
             plan.append((block, index))
     names = [f"block{b}_conv{i}" for b, i in plan]
     default = [item for item in _CFGS[depth] if item != "M"]
-    widths = _check_widths(model_name, widths, default, names)
+    widths = check_widths(model_name, widths, default, names)
 
     inputs = keras.Input(input_shape, name="input")
     x = inputs
@@ -98,8 +98,8 @@ def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=1.0,
             block += 1
             continue
         width, (b, i) = next(convs)
-        x = _conv(width, 3, name=f"block{b}_conv{i}")(x)
-        x = _batch_norm(f"block{b}_bn{i}", gamma_init, bn_momentum)(x)
+        x = conv(width, 3, name=f"block{b}_conv{i}")(x)
+        x = batch_norm(f"block{b}_bn{i}", gamma_init, bn_momentum)(x)
         x = keras.layers.ReLU(name=f"block{b}_relu{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
     outputs = keras.layers.Dense(

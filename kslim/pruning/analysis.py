@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from kslim.pruning import rules
+from kslim.pruning.handlers import LayerHandler, get_handler
 from kslim.pruning.graph import Graph
 
 _WEIGHTED = ("producer", "scale", "per_channel", "reshape")
@@ -32,17 +32,23 @@ class Analysis:
                 f"valid names include {sorted(names)[:8]}..."
             )
         self._anc = {}
-        self.score, self.size, self.blocked = {}, {}, {}
-        for index, node in enumerate(graph.nodes):
+        self.blocked = {}
+        self.rescore()
+        self._check_safety(set(exclude))
+
+    def rescore(self):
+        """Reads the scaling factors again (after more training): updates `score` and `size`."""
+        graph = self.graph
+        self.score, self.size = {}, {}
+        for node in graph.nodes:
             if node.role != "scale":
                 continue
-            attr = "gamma" if isinstance(node.op, keras.layers.BatchNormalization) else "mask"
+            attr = get_handler(node.op).scaling_factor(node.op)
             values = np.abs(keras.ops.convert_to_numpy(getattr(node.op, attr)))
             for pos, channel in enumerate(graph.ids[node.outputs[0]]):
                 root = graph.group(channel)
                 self.score[root] = max(self.score.get(root, 0.0), float(values[pos]))
                 self.size[root] = self.size.get(root, 0) + 1
-        self._check_safety(set(exclude))
 
     def ancestors(self, channel):
         if channel not in self._anc:
@@ -174,8 +180,8 @@ class Analysis:
             node = self.graph.nodes[i]
             n_in = len(ins[0]) if node.role == "producer" else len(out)
             costs[i] = (
-                rules.count_params(node.op, n_in, len(out)),
-                rules.count_flops(node.op, n_in, len(out)),
+                get_handler(node.op).count_params(node.op, n_in, len(out)),
+                layer_flops(node.op, n_in, len(out)),
             )
         return costs
 
@@ -184,7 +190,7 @@ class Analysis:
         if not hasattr(self, "_full"):
             self._full = self.layer_costs(set())
             self._other_flops = sum(
-                rules.count_flops(n.op, _width(self.graph.shapes[n.inputs[0]]), _width(self.graph.shapes[n.outputs[0]]))
+                layer_flops(n.op, _width(self.graph.shapes[n.inputs[0]]), _width(self.graph.shapes[n.outputs[0]]))
                 for i, n in enumerate(self.graph.nodes)
                 if i not in self._full and n.role != "input" and isinstance(n.op, keras.layers.Layer)
             )
@@ -197,3 +203,18 @@ class Analysis:
 
 def _width(shape):
     return 1 if len(shape) < 2 or shape[-1] is None else int(shape[-1])
+
+
+def layer_flops(layer, n_in, n_out):
+    """FLOPs (2 x multiply-accumulates, as `kslim.profile` counts) of one call of
+    `layer` with `n_in` input and `n_out` output channels, at batch size 1."""
+    handler = get_handler(layer)
+    if type(handler).macs is LayerHandler.macs:
+        return 0  # the layer costs nothing (merges, BN, activations, barriers)
+    x = tuple(layer.input.shape[:-1]) + (n_in,)
+    y = tuple(layer.output.shape[:-1]) + (n_out,)
+    if handler.classify(layer, len(x))[0] == "per_channel":
+        x = x[:-1] + (n_out,)  # a depthwise convolution reads as many channels as it writes
+    if any(d is None for d in x[1:] + y[1:]):
+        return 0
+    return 2 * handler.macs(layer, x, y)

@@ -10,13 +10,16 @@ approximate).
 
 The constants are read off the masked model itself: one inference on a zero
 input with the pruned groups' scaling factors set to zero, using
-`stateless_call` so the original model is never touched.
+`stateless_call` so the original model is never touched. That inference is
+skipped where `known_zeros` proves the constants are exactly zero (a pruned
+BN with beta 0 followed only by layers that map 0 to 0, as in a model whose
+betas were never trained): then there is nothing to fold.
 """
 
 import keras
 import numpy as np
 
-from kslim.pruning import rules
+from kslim.pruning.handlers import get_handler
 
 _DEFAULT_SIZE = 32
 
@@ -43,7 +46,7 @@ def constants(analysis, pruned, readers):
         if node.role != "scale":
             continue
         layer = node.op
-        variable = layer.gamma if isinstance(layer, keras.layers.BatchNormalization) else layer.mask
+        variable = getattr(layer, get_handler(layer).scaling_factor(layer))
         drop = [
             j for j, c in enumerate(g.ids[node.outputs[0]]) if g.group(c) in pruned
         ]
@@ -75,28 +78,37 @@ def constants(analysis, pruned, readers):
     return result
 
 
-def bias_delta(layer, weights, dropped, values):
-    """What the dropped input channels added to each output channel of `layer`.
+def known_zeros(analysis, pruned):
+    """For every tensor, which channels are exactly 0 in the masked model, whatever the input.
 
-    Args:
-        layer: a producer layer (Conv*, Dense, SeparableConv*, Conv*Transpose).
-        weights: its original weights (NumPy).
-        dropped: the input positions that are removed.
-        values: the constant value of each input position.
+    A pruned scaling factor makes its channel constant: 0 for a `ChannelMask`,
+    beta for a BatchNormalization. The zero travels through layers whose
+    handler says they are positively homogeneous (f(0) = 0: ReLU, pooling,
+    dropout, Flatten, ...), concatenations, sums of zeros and products with a
+    zero. Anything else is assumed nonzero.
 
     Returns:
-        A float64 vector over the layer's original output channels.
+        dict tensor key -> bool NumPy array over its channel positions.
     """
-    c = np.asarray(values, np.float64)[dropped]
-    if isinstance(layer, rules._SEPARABLE):
-        depthwise, pointwise = weights[0], weights[1]
-        m = layer.depth_multiplier
-        dw = depthwise.reshape(-1, depthwise.shape[-2], m).sum(axis=0)[dropped]  # (d, m)
-        pw = pointwise.reshape(-1, pointwise.shape[-1]).reshape(-1, m, pointwise.shape[-1])
-        return np.einsum("d,dm,dmo->o", c, dw, pw[dropped])
-    kernel = weights[0]
-    if isinstance(layer, rules._TRANSPOSE):
-        summed = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)  # (out, in)
-        return summed[:, dropped] @ c / float(np.prod(layer.strides))
-    summed = kernel.reshape(-1, kernel.shape[-2], kernel.shape[-1]).sum(axis=0)  # (in, out)
-    return c @ summed[dropped]
+    g = analysis.graph
+    zeros = {}
+    for node in g.nodes:
+        width = [len(g.ids[k]) for k in node.outputs]
+        ins = [zeros.get(k) for k in node.inputs]
+        out = None
+        if node.role == "scale":
+            out = np.array([g.group(c) in pruned for c in g.ids[node.outputs[0]]])
+            if isinstance(node.op, keras.layers.BatchNormalization) and node.op.center:
+                out &= keras.ops.convert_to_numpy(node.op.beta) == 0
+        elif node.role in ("per_channel", "reshape") and get_handler(node.op).homogeneous(node.op):
+            out = ins[0]
+        elif node.role == "flatten":
+            out = np.tile(ins[0], width[0] // max(len(ins[0]), 1))
+        elif node.role == "concat":
+            out = np.concatenate(ins)
+        elif node.role in ("merge", "multiply"):
+            parts = [np.broadcast_to(z, (width[0],)) for z in ins]
+            out = np.any(parts, axis=0) if node.role == "multiply" else np.all(parts, axis=0)
+        for key, n in zip(node.outputs, width):
+            zeros[key] = out if out is not None and len(out) == n else np.zeros(n, bool)
+    return zeros

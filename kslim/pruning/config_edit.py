@@ -3,7 +3,8 @@
 import copy
 
 import keras
-from keras.src.saving.serialization_lib import SafeModeScope
+
+from kslim._internal import keras_api
 
 _KT = "__keras_tensor__"
 
@@ -111,5 +112,5 @@ def rebuild(config, is_sequential):
     The config comes from a live model, not from a file, so a `Lambda` layer
     in it is the user's own code: safe mode is turned off for this call only.
     """
-    with SafeModeScope(safe_mode=False):
+    with keras_api.unsafe_deserialization():
         return (keras.Sequential if is_sequential else keras.Model).from_config(config)

@@ -20,7 +20,9 @@ model computed (the constants are folded into the next layer's bias).
 import collections
 
 import keras
-from keras.src.models.functional import Functional
+
+from kslim._internal import keras_api
+from kslim.pruning.handlers import get_handler
 
 
 class _UnionFind:
@@ -49,21 +51,19 @@ Node = collections.namedtuple("Node", "op role reason inputs outputs")
 Node.__doc__ = "A call in the graph: its operation, role, and input/output tensor keys."
 
 
-def _functional(model):
-    if isinstance(model, keras.Sequential):
-        if not model.built or getattr(model, "_functional", None) is None:
-            raise ValueError(
-                f"Sequential model '{model.name}' has no known input shape; build it with "
-                "an `keras.Input(shape)` first layer or call `model.build(input_shape)`."
-            )
-        return model._functional
-    if not isinstance(model, Functional):
-        raise ValueError(
-            f"Cannot analyse model '{model.name}' ({type(model).__name__}): it is a subclassed "
-            "model, whose graph Keras does not record. Build it with the functional API "
-            "(`keras.Model(inputs, outputs)`) or as a `keras.Sequential`."
-        )
-    return model
+def classify(op, rank, n_calls):
+    """`(role, reason)` of one call: its handler's answer, or a barrier kslim decides itself.
+
+    A keras.ops call, a nested model and a shared layer are barriers whatever
+    their handler says: kslim cannot rebuild them narrower.
+    """
+    if not isinstance(op, keras.layers.Layer):
+        return "barrier", f"operation '{op.name}' ({type(op).__name__}) is not a layer kslim understands"
+    if isinstance(op, keras.Model):
+        return "barrier", f"nested model '{op.name}' is kept whole"
+    if n_calls > 1:
+        return "barrier", f"layer '{op.name}' is shared by {n_calls} calls"
+    return get_handler(op).classify(op, rank)
 
 
 class Graph:
@@ -81,7 +81,7 @@ class Graph:
 
     def __init__(self, model):
         self.model = model
-        fn = _functional(model)
+        fn = keras_api.functional_graph(model)
         self.uf = _UnionFind()
         self.kind = []  # per id: ("input"|"barrier", reason) | ("raw", node) | ("child", node, parent)
         self.ids, self.shapes, self.consumers = {}, {}, collections.defaultdict(list)
@@ -89,8 +89,7 @@ class Graph:
         self.nodes = []
         self.input_keys = [id(t) for t in fn.inputs]
         self.output_keys = [id(t) for t in fn.outputs]
-        depth_nodes = fn._nodes_by_depth
-        ordered = [n for d in sorted(depth_nodes, reverse=True) for n in depth_nodes[d]]
+        ordered = keras_api.ordered_nodes(fn)
         calls = collections.Counter(id(n.operation) for n in ordered)
         for node in ordered:
             self._visit(node, calls[id(node.operation)])
@@ -117,9 +116,7 @@ class Graph:
                 self.ids[key] = self._new_ids(_width(t.shape), ("input", f"model input '{op.name}'"))
             self.nodes.append(Node(op, "input", None, ins, outs))
             return
-        from kslim.pruning.rules import role as _role
-
-        kind, reason = _role(op, len(self.shapes[ins[0]]), n_calls)
+        kind, reason = classify(op, len(self.shapes[ins[0]]), n_calls)
         if kind in ("producer", "scale", "per_channel", "flatten", "reshape") and (
             len(ins) != 1 or len(outs) != 1
         ):

@@ -2,10 +2,10 @@
 
 import json
 
-import numpy as np
-
-from kslim.pruning import rules
+from kslim.pruning.handlers import get_handler
 from kslim.pruning.analysis import Analysis
+from kslim.pruning.budget import Budget, ratio_cut
+from kslim._internal.formatting import human as _human
 
 _FORMAT = "kslim.plan/1"
 
@@ -136,13 +136,6 @@ def _arrow(pair):
     return f"{_human(pair[0])} -> {_human(pair[1])}"
 
 
-def _human(n):
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
-
-
 def plan(
     model,
     ratio=None,
@@ -153,6 +146,7 @@ def plan(
     round_to=1,
     max_layer_ratio=None,
     exclude=(),
+    budget=None,
 ):
     """Decides which channels to prune, without touching the model.
 
@@ -160,7 +154,7 @@ def plan(
     producer, or a `ChannelMask`); channels tied by an element-wise merge are
     scored together by their largest factor and pruned together. Give exactly
     one budget: `ratio` (the paper's global percentile), `threshold`,
-    `flops_target` or `params_target`.
+    `flops_target` or `params_target`; or a `kslim.Budget` as `budget`.
 
     Reference: Liu et al., "Learning Efficient Convolutional Networks through
     Network Slimming", ICCV 2017, section 3.
@@ -169,7 +163,8 @@ def plan(
         model: a built functional or Sequential Keras model.
         ratio: float in [0, 1), the fraction of all prunable scaling factors to
             prune: the smallest ones, pooled over all layers (one global
-            percentile; ties, such as exact zeros, are broken in a fixed order).
+            percentile, `kslim.pruning.ratio_cut`; ties, such as exact zeros,
+            are broken in a fixed order).
         threshold: float, prune channels whose |factor| is below it.
         flops_target: float, the FLOPs to keep: a fraction of the model's
             FLOPs if <= 1, else an absolute count. The ratio is found by
@@ -181,6 +176,7 @@ def plan(
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
         exclude: layer names whose output channels are all kept.
+        budget: a `kslim.Budget` holding all of the above, instead of them.
 
     Returns:
         A `kslim.Plan`.
@@ -195,34 +191,31 @@ def plan(
     >>> p.summary()
     >>> slim = kslim.prune(model, plan=p)
     """
-    return decide(*prepare(model, ratio, threshold, flops_target, params_target,
-                           min_channels, round_to, max_layer_ratio, exclude))
+    budget = make_budget(budget, ratio, threshold, flops_target, params_target, min_channels,
+                         round_to, max_layer_ratio, exclude)
+    return decide(Analysis(model, exclude=budget.exclude), budget)[0]
 
 
-def prepare(model, ratio, threshold, flops_target, params_target, min_channels, round_to,
-            max_layer_ratio, exclude):
-    """Checks `plan`'s arguments; returns `(Analysis, budgets, floors)`."""
-    budgets = {
-        k: v
-        for k, v in dict(
-            ratio=ratio, threshold=threshold, flops_target=flops_target, params_target=params_target
-        ).items()
-        if v is not None
-    }
-    if len(budgets) != 1:
-        raise ValueError(
-            f"Give exactly one of ratio, threshold, flops_target, params_target; got {sorted(budgets) or 'none'}."
-        )
-    _check_int("min_channels", min_channels, 1)
-    _check_int("round_to", round_to, 1)
-    if max_layer_ratio is not None and not 0 < max_layer_ratio <= 1:
-        raise ValueError(f"max_layer_ratio={max_layer_ratio} must be in (0, 1], or None.")
-    floors = dict(min_channels=min_channels, round_to=round_to, max_layer_ratio=max_layer_ratio)
-    return Analysis(model, exclude=tuple(exclude)), budgets, floors
+def make_budget(budget, ratio, threshold, flops_target, params_target, min_channels, round_to,
+                max_layer_ratio, exclude):
+    """The `Budget` of `plan`'s / `prune`'s arguments (checked), or the one given."""
+    if budget is None:
+        return Budget(ratio, threshold, flops_target, params_target, min_channels, round_to,
+                      max_layer_ratio, exclude)
+    if not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a kslim.Budget, got {type(budget).__name__}.")
+    given = dict(ratio=ratio, threshold=threshold, flops_target=flops_target,
+                 params_target=params_target, max_layer_ratio=max_layer_ratio)
+    extra = [k for k, v in given.items() if v is not None]
+    extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, 1),
+                                ("exclude", tuple(exclude or ()), ())) if v != d]
+    if extra:
+        raise ValueError(f"Give budget= or the budget's arguments, not both; got budget and {extra}.")
+    return budget
 
 
-def decide(analysis, budgets, floors):
-    """The plan for an `Analysis`, one budget and the floors (checked by `plan`)."""
+def decide(analysis, budget):
+    """`(Plan, pruned group roots)` for an `Analysis` and a `Budget`."""
     model = analysis.graph.model
     scores = analysis.prunable()
     if not analysis.score:
@@ -230,58 +223,26 @@ def decide(analysis, budgets, floors):
             f"Model '{model.name}' has no channel scaling factors to score: add "
             "BatchNormalization after its convolutions, or use kslim.add_channel_masks(model)."
         )
-    (kind, value), = budgets.items()
+    kind, value, floors = budget.kind, budget.value, budget.floors
     if kind == "ratio":
-        if not 0 <= value < 1:
-            raise ValueError(
-                f"ratio={value} must be in [0, 1): it is the fraction of channels to prune "
-                "(0.7 prunes 70%)."
-            )
-        pruned, t = _by_rank(analysis, scores, value)
+        pruned, t = ratio_cut(scores, analysis.size, value)
     elif kind == "threshold":
-        if not value >= 0:
-            raise ValueError(f"threshold={value} must be a number >= 0.")
         t = float(value)
         pruned = {r for r, s in scores.items() if s < t}
     else:
         pruned, t = _search(analysis, scores, kind, value, floors)
     pruned = analysis.apply_floors(pruned, **floors)
-    return _make_plan(model, analysis, pruned, budgets, t)
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
-
-
-def _by_rank(analysis, scores, ratio):
-    """The groups holding the `round(ratio * n)` smallest of n scaling factors, and the cut.
-
-    Ranking, not a strict threshold, so that ties (many factors at exactly 0
-    after proximal training) are pruned as the ratio asks; ties are broken in
-    a fixed order. The cut returned is the smallest score kept.
-    """
-    order = sorted(scores, key=lambda r: (scores[r], r))
-    target = int(round(ratio * sum(analysis.size[r] for r in order)))
-    pruned, count = set(), 0
-    for root in order:
-        if count >= target:
-            return pruned, scores[root]
-        pruned.add(root)
-        count += analysis.size[root]
-    return pruned, float("inf")
+    return _make_plan(model, analysis, pruned, {kind: value}, t), pruned
 
 
 def _search(analysis, scores, kind, target, floors):
     """Bisects the ratio whose plan has the largest cost not above the target."""
-    if not target > 0:
-        raise ValueError(f"{kind}={target} must be > 0: a fraction (<= 1) or a count (> 1).")
     which = 1 if kind == "flops_target" else 0
     full = analysis.cost(set())[which]
     goal = target * full if target <= 1 else target
 
     def cost(ratio):
-        pruned, t = _by_rank(analysis, scores, ratio)
+        pruned, t = ratio_cut(scores, analysis.size, ratio)
         return analysis.cost(analysis.apply_floors(pruned, **floors))[which], (pruned, t)
 
     if full <= goal:
@@ -319,7 +280,7 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
         in_changed = [len(a) != f for a, f in zip(ins, full_ins)]
         if not any(in_changed) and len(out) == full_out and node.role != "producer":
             continue
-        if node.role == "per_channel" and not node.op.weights and not rules.edits_config(node.op):
+        if node.role == "per_channel" and not node.op.weights and not get_handler(node.op).edits_config(node.op):
             continue
         select = None
         if node.role == "scale" and out != ins[0]:

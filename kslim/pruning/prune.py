@@ -3,7 +3,7 @@
 from kslim.pruning import surgery
 from kslim.pruning.analysis import Analysis
 from kslim.pruning.plan import Plan
-from kslim.pruning.plan import decide, prepare
+from kslim.pruning.plan import decide, make_budget
 
 
 def prune(
@@ -19,6 +19,7 @@ def prune(
     exclude=(),
     compensate=True,
     rebalance=True,
+    budget=None,
 ):
     """Returns a new, physically narrower copy of `model` without its weakest channels.
 
@@ -60,6 +61,7 @@ def prune(
         rebalance: bool, spread the gain of folded `ChannelMask`s evenly over
             each chain of linear layers (default True); no effect on models
             without masks.
+        budget: a `kslim.Budget` instead of the budget arguments.
 
     Returns:
         A new `keras.Model` (a `keras.Sequential` for a Sequential input).
@@ -74,8 +76,27 @@ def prune(
     >>> kslim.profile(slim).params < kslim.profile(model).params
     True
     """
+    if plan is None:
+        budget = make_budget(budget, ratio, threshold, flops_target, params_target,
+                             min_channels, round_to, max_layer_ratio, exclude)
+    elif any(v is not None for v in (ratio, threshold, flops_target, params_target)):
+        budget = "given"  # refused below
+    return prune_and_plan(
+        model, budget=budget, plan=plan, compensate=compensate, rebalance=rebalance
+    )[1]
+
+
+def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=True):
+    """`(plan, pruned model)` from one analysis of `model`: `kslim.prune` that also gives its plan.
+
+    Args:
+        model: see `kslim.prune`.
+        budget: a `kslim.Budget`, or None with a `plan`.
+        plan: a `kslim.Plan` to apply, or None with a `budget`.
+        compensate, rebalance: see `kslim.prune`.
+    """
     if plan is not None:
-        if any(v is not None for v in (ratio, threshold, flops_target, params_target)):
+        if budget is not None:
             raise ValueError("Give either plan= or a budget (ratio, threshold, ...), not both.")
         if not isinstance(plan, Plan):
             raise TypeError(
@@ -83,13 +104,10 @@ def prune(
                 "read a saved plan with kslim.Plan.from_json(text)."
             )
         analysis = Analysis(model)
+        pruned = surgery.pruned_groups(analysis, plan)
     else:
-        analysis, budgets, floors = prepare(
-            model, ratio, threshold, flops_target, params_target,
-            min_channels, round_to, max_layer_ratio, exclude,
-        )
-        plan = decide(analysis, budgets, floors)
-    pruned = surgery.pruned_groups(analysis, plan)
-    return surgery.rebuild(
+        analysis = Analysis(model, exclude=budget.exclude)  # the one analysis of this prune
+        plan, pruned = decide(analysis, budget)
+    return plan, surgery.rebuild(
         model, analysis, plan, pruned, compensate=compensate, rebalance=rebalance
     )

@@ -15,19 +15,7 @@ import keras
 import numpy as np
 
 from kslim.layers.channel_mask import ChannelMask
-from kslim.pruning import rules
-
-L = keras.layers
-
-_LINEAR = rules._CONV + rules._TRANSPOSE + (L.Dense,)
-# Layers f with f(c * x) = c * f(x) for every c > 0, in training and inference.
-_HOMOGENEOUS = (
-    (L.LeakyReLU, L.PReLU, L.Identity, L.Flatten, L.Reshape, L.Permute)
-    + rules._DROPOUT
-    + rules._SPATIAL
-)
-_HOMOGENEOUS_ACTIVATIONS = {"linear", "relu", "leaky_relu"}
-
+from kslim.pruning.handlers import get_handler
 
 def spread_mask_gains(g, weights, folded, records):
     """Rescales, in place in `weights`, the chains of linear layers that hold folded masks.
@@ -84,25 +72,13 @@ def spread_mask_gains(g, weights, folded, records):
 def _is_linear(node):
     # A shared layer (or a grouped convolution) is a barrier, not a "producer": its
     # kernel serves other calls too, so it cannot be rescaled for this one.
-    return (
-        node.role == "producer"
-        and isinstance(node.op, _LINEAR)
-        and _activation(node.op) in _HOMOGENEOUS_ACTIVATIONS
-    )
-
-
-def _activation(op):
-    return getattr(getattr(op, "activation", None), "__name__", None)
+    return node.role == "producer" and get_handler(node.op).rescalable(node.op)
 
 
 def _homogeneous(op, folded_masks):
     if isinstance(op, ChannelMask):
         return op.name in folded_masks  # its mask now lives in the layer before it
-    if isinstance(op, L.ReLU):
-        return op.max_value is None and op.threshold == 0
-    if isinstance(op, L.Activation):
-        return _activation(op) in _HOMOGENEOUS_ACTIVATIONS
-    return isinstance(op, _HOMOGENEOUS)
+    return isinstance(op, keras.layers.Layer) and get_handler(op).homogeneous(op)
 
 
 def _next_linear(g, i, folded_masks):
@@ -126,7 +102,8 @@ def _gain(layer, folded_weights, records):
     record = records.get(layer.name) or {}
     in_keep = (record.get("in") or [None])[0]
     out_keep = record.get("out")
-    before = rules.slice_weights(layer, [np.asarray(layer.get_weights()[0])], in_keep, out_keep)
-    after = rules.slice_weights(layer, [folded_weights[0]], in_keep, out_keep)
+    handler = get_handler(layer)
+    before = handler.slice_weights(layer, [np.asarray(layer.get_weights()[0])], in_keep, out_keep)
+    after = handler.slice_weights(layer, [folded_weights[0]], in_keep, out_keep)
     norm = float(np.linalg.norm(before[0]))
     return float(np.linalg.norm(after[0])) / norm if norm > 0 else 1.0

@@ -11,7 +11,9 @@ import numpy as np
 
 from kslim.layers.channel_mask import ChannelMask
 from kslim.layers.channel_select import ChannelSelect
-from kslim.pruning import compensation, config_edit, rules
+from kslim._internal import keras_api
+from kslim.pruning import compensation, config_edit
+from kslim.pruning.handlers import get_handler
 from kslim.pruning.rebalance import spread_mask_gains
 
 
@@ -71,14 +73,15 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     for name, delta in deltas.items():
         _, node = nodes[name]
         layer = node.op
-        if layer.use_bias:
-            weights[name][-1] = weights[name][-1] + delta
+        handler = get_handler(layer)
+        index = handler.bias_index(layer)
+        if index is not None:
+            weights[name][index] = weights[name][index] + delta
             continue
         bn = _single_bn_reader(g, node)
-        if bn is not None and bn.name in weights:
-            weights[bn.name][-2] = weights[bn.name][-2] - delta
-        elif bn is not None:
-            weights[bn.name] = [np.array(w) for w in bn.get_weights()]
+        if bn is not None:
+            if bn.name not in weights:
+                weights[bn.name] = [np.array(w) for w in bn.get_weights()]
             weights[bn.name][-2] = weights[bn.name][-2] - delta
         else:
             enable_bias.add(name)
@@ -86,20 +89,13 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     folded = _fold_masks(g, weights)
     if rebalance and folded:
         spread_mask_gains(g, weights, folded, records)
-    config = model.get_config()
-    is_sequential = isinstance(model, keras.Sequential)
-    for entry in config["layers"]:
-        entry.pop("build_config", None)
-        name = config_edit.entry_name(entry)
-        if name in records and records[name]["out"] is not None:
-            rules.edit_config(nodes[name][1].op, entry["config"], records[name]["out"])
-        if name in enable_bias:
-            entry["config"]["use_bias"] = True
-    _insert_selects(config, records, is_sequential)
-    config_edit.remove(config, set(folded), is_sequential)
+    edit = _config_editor(records, nodes, enable_bias)
     try:
-        new = config_edit.rebuild(config, is_sequential)
-    except Exception as e:  # the config was edited consistently; say where it broke
+        if isinstance(model, keras.Sequential):
+            new = _rebuild_from_config(model, records, edit, folded)
+        else:
+            new = _clone(model, records, edit, folded)
+    except Exception as e:  # the configs were edited consistently; say where it broke
         raise ValueError(f"Could not rebuild pruned model '{model.name}': {e}") from e
     for layer in new.layers:
         if isinstance(layer, ChannelSelect):
@@ -110,7 +106,8 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
             node = nodes[layer.name][1]
             in_keep = rec["in"][0] if node.role == "producer" else None
             out_keep = rec["out"]
-            layer.set_weights(rules.slice_weights(old, weights[layer.name], in_keep, out_keep))
+            sliced = get_handler(old).slice_weights(old, weights[layer.name], in_keep, out_keep)
+            layer.set_weights(sliced)
         elif layer.name in weights:
             layer.set_weights(weights[layer.name])
         else:
@@ -118,18 +115,101 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     return new
 
 
+def _config_editor(records, nodes, enable_bias):
+    """A function that edits one layer's config in place for its pruned width."""
+
+    def edit(name, config):
+        if name in records and records[name]["out"] is not None:
+            op = nodes[name][1].op
+            get_handler(op).edit_config(op, config, records[name]["out"])
+        if name in enable_bias:
+            op = nodes[name][1].op
+            if not get_handler(op).enable_bias(op, config):
+                raise ValueError(
+                    f"Cannot fold the constant of pruned channels into '{name}' "
+                    f"({type(op).__name__}): its handler has no bias and cannot add one, and no "
+                    "BatchNormalization reads it alone. Give the handler bias_index/enable_bias, "
+                    "or prune with compensate=False."
+                )
+
+    return edit
+
+
+def _clone(model, records, edit, folded):
+    """The functional model rebuilt layer by layer (`keras.models.clone_model`).
+
+    Each layer is made from its own edited config; a `ChannelSelect` goes in
+    front of each layer that reads part of a shared stream, and folded masks
+    are skipped. Cheaper than `Model.from_config` of the whole model config,
+    which would serialize and deserialize every layer and every connection.
+    """
+    taken = {layer.name for layer in model.layers}
+    selects = {}
+    for name, rec in records.items():
+        if rec.get("select") is not None:
+            selects[name] = (rec["select"], _unique(taken, f"{name}_select"))
+
+    def clone_function(layer):
+        config = layer.get_config()
+        edit(layer.name, config)
+        return layer.__class__.from_config(config)
+
+    def call_function(layer, *args, **kwargs):
+        if layer.name in folded:
+            return args[0]
+        if layer.name in selects:
+            indices, name = selects[layer.name]
+            args = (ChannelSelect(indices, name=name)(args[0]),) + args[1:]
+        return layer(*args, **kwargs)
+
+    def new_input(tensor):  # keeps the input layers' names (clone_model would rename them)
+        name = keras_api.producing_operation(tensor).name
+        return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=name)
+
+    with keras_api.unsafe_deserialization():  # in-memory layers: a Lambda is the user's code
+        return keras.models.clone_model(
+            model,
+            input_tensors=keras.tree.map_structure(new_input, model.input),
+            clone_function=clone_function,
+            call_function=call_function,
+        )
+
+
+def _rebuild_from_config(model, records, edit, folded):
+    """A Sequential model rebuilt from its edited config (it has no call_function hook)."""
+    config = model.get_config()
+    for entry in config["layers"]:
+        entry.pop("build_config", None)
+        edit(config_edit.entry_name(entry), entry["config"])
+    _insert_selects(config, records, True)
+    config_edit.remove(config, set(folded), True)
+    return config_edit.rebuild(config, True)
+
+
+def _unique(taken, base):
+    name = base
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
 def _compensation(analysis, pruned, records, nodes):
     g = analysis.graph
+    zeros = None
     jobs = []
     for name, rec in records.items():
         _, node = nodes[name]
         if node.role == "producer" and rec["in"][0] is not None:
             dropped = sorted(set(range(len(g.ids[node.inputs[0]]))) - set(rec["in"][0]))
-            jobs.append((name, node, dropped))
+            if zeros is None:
+                zeros = compensation.known_zeros(analysis, pruned)
+            if not zeros[node.inputs[0]][dropped].all():  # else there is nothing to fold
+                jobs.append((name, node, dropped))
     values = compensation.constants(analysis, pruned, [n.inputs[0] for _, n, _ in jobs])
     deltas = {}
     for name, node, dropped in jobs:
-        delta = compensation.bias_delta(
+        delta = get_handler(node.op).bias_delta(
             node.op, node.op.get_weights(), dropped, values[node.inputs[0]]
         )
         if np.any(delta != 0):
@@ -160,14 +240,7 @@ def _fold_masks(g, weights):
             continue
         mask = np.array(keras.ops.convert_to_numpy(node.op.mask))
         w = weights.get(producer.name) or [np.array(x) for x in producer.get_weights()]
-        axis = -2 if isinstance(producer, rules._TRANSPOSE) else -1
-        kernel_index = 1 if isinstance(producer, rules._SEPARABLE) else 0
-        shape = [1] * w[kernel_index].ndim
-        shape[axis] = -1
-        w[kernel_index] = w[kernel_index] * mask.reshape(shape)
-        for i in range(kernel_index + 1, len(w)):
-            w[i] = w[i] * mask
-        weights[producer.name] = w
+        weights[producer.name] = get_handler(producer).scale_outputs(producer, w, mask)
         folded[node.op.name] = producer.name
     return folded
 

@@ -1,0 +1,61 @@
+"""Reading and writing model files for kslim's commands: safe loading, atomic saving."""
+
+import os
+import tempfile
+
+
+def load_model(path):
+    """Loads a `.keras` file with safe mode on, with one-line errors.
+
+    Raises:
+        FileNotFoundError: if there is no file at `path`.
+        ValueError: if the file is not a Keras model kslim can load.
+    """
+    import keras
+
+    import kslim  # noqa: F401  registers kslim's layers and regularizers before loading
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at '{path}'; check the model's path.")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # zipfile, JSON and deserialization errors alike
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        raise ValueError(
+            f"{path} is not a Keras model file that kslim can load ({first_line}); pass a .keras "
+            "file saved with model.save()."
+        ) from error
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a keras.Model.")
+    return model
+
+
+def check_output(output, inputs=(), overwrite=False):
+    """Refuses an output path that is one of the inputs, or that exists without `overwrite`."""
+    output = os.fspath(output)
+    for path in inputs:
+        if path is not None and os.path.abspath(output) == os.path.abspath(os.fspath(path)):
+            raise ValueError(f"The output {output} is an input file; choose another output path.")
+    if os.path.lexists(output) and not overwrite:
+        raise FileExistsError(f"{output} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
+
+
+def write_atomic(path, write):
+    """Calls `write(tmp_path)` on a temporary file beside `path`, then renames it into place.
+
+    A failure leaves no file behind. The temporary file keeps `path`'s
+    extension, since Keras picks the format from it.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kslim-", suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        os.remove(tmp)  # Keras refuses to overwrite some paths; let it create the file
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)

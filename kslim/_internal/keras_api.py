@@ -1,0 +1,86 @@
+"""Every use of Keras's private API in kslim, in one place, each with why.
+
+Keras 3 has no public way to walk a functional graph node by node, to turn
+safe mode off for one call, or to read an optimizer's schedule; kslim needs
+all three. If a Keras release moves one of these, this file is the only one to
+change (CI runs the tests against the oldest and the newest Keras that
+`setup.py` accepts).
+"""
+
+import contextlib
+
+import keras
+
+# Functional is the class of keras.Model(inputs, outputs) and of KerasHub backbones; it is not
+# exported publicly, and isinstance(model, keras.Model) is true for subclassed models too.
+from keras.src.models.functional import Functional
+
+# Keras has a global switch (keras.config.enable_unsafe_deserialization) but no scoped one;
+# rebuilding an in-memory model whose Lambda layers are the user's own code needs exactly one call.
+from keras.src.saving.serialization_lib import SafeModeScope
+
+
+def is_functional(model):
+    """Whether `model` records a layer graph (functional, or a Functional subclass)."""
+    return isinstance(model, Functional)
+
+
+def functional_graph(model):
+    """The functional graph of a model: itself, or the one a built Sequential keeps.
+
+    Raises:
+        ValueError: for an unbuilt Sequential or a subclassed model.
+    """
+    if isinstance(model, keras.Sequential):
+        # A built Sequential keeps a Functional twin in `_functional`; there is no public accessor.
+        graph = getattr(model, "_functional", None)
+        if not model.built or graph is None:
+            raise ValueError(
+                f"Sequential model '{model.name}' has no known input shape; start it with "
+                "keras.Input(shape) or call model.build((None, ...)) first."
+            )
+        return graph
+    if not isinstance(model, Functional):
+        raise ValueError(
+            f"Cannot analyse model '{model.name}' ({type(model).__name__}): it is a subclassed "
+            "model, whose graph Keras does not record. Build it with the functional API "
+            "(keras.Model(inputs, outputs)) or as a keras.Sequential."
+        )
+    return model
+
+
+def ordered_nodes(graph):
+    """The nodes of a functional graph in topological order, inputs first.
+
+    `_nodes_by_depth` is how Keras itself orders a functional model's calls;
+    `model.layers` loses the order of calls and repeated calls.
+    """
+    by_depth = graph._nodes_by_depth
+    return [n for d in sorted(by_depth, reverse=True) for n in by_depth[d]]
+
+
+def producing_operation(tensor):
+    """The layer or operation whose call made a symbolic tensor (None for an input)."""
+    # KerasTensor._keras_history is (operation, node_index, tensor_index); no public accessor.
+    history = getattr(tensor, "_keras_history", None)
+    return history[0] if history else None
+
+
+def all_layers(model):
+    """Every layer inside `model`, descending into nested models and layers that hold layers."""
+    # _flatten_layers also finds layers tracked as attributes of custom layers (a KerasHub block's
+    # BatchNormalization), which model.layers does not list.
+    return model._flatten_layers(include_self=False, recursive=True)
+
+
+@contextlib.contextmanager
+def unsafe_deserialization():
+    """Safe mode off for the enclosed `from_config` calls only."""
+    with SafeModeScope(safe_mode=False):
+        yield
+
+
+def learning_rate_schedule(optimizer):
+    """The optimizer's schedule object (or its variable), as given at construction."""
+    # optimizer.learning_rate returns the *current value*, not the schedule.
+    return getattr(optimizer, "_learning_rate", None)

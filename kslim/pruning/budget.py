@@ -1,0 +1,121 @@
+"""`Budget`: how much to prune and the limits on every layer, checked once.
+
+One object carries the budget from the command line (`kslim-prune --ratio`)
+or the keyword arguments of `kslim.plan` / `kslim.prune` to the planner.
+"""
+
+import dataclasses
+
+from kslim._internal.checks import check_int, check_number
+
+BUDGET_KINDS = ("ratio", "threshold", "flops_target", "params_target")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much to prune (exactly one of the first four) and per-layer limits.
+
+    Attributes:
+        ratio: float in [0, 1), the fraction of all prunable scaling factors
+            to prune: the smallest ones, pooled over all layers (Liu et al.'s
+            global percentile; see `ratio_cut`).
+        threshold: float >= 0, prune channels whose |factor| is below it.
+        flops_target: float > 0, the FLOPs to keep: a fraction of the model's
+            if <= 1, else an absolute count; the ratio is found by bisection.
+        params_target: float > 0, like `flops_target` for parameters.
+        min_channels: int >= 1, the fewest channels any layer keeps.
+        round_to: int >= 1, round each pruned layer's width up to a multiple.
+        max_layer_ratio: float in (0, 1], the largest fraction of any one
+            layer's channels pruned in this pass (0.5 in the paper's
+            multi-pass scheme), or None.
+        exclude: tuple of layer names whose output channels are all kept.
+
+    Raises:
+        ValueError / TypeError: for a missing or second budget, or a value out
+            of range; the message names the parameter.
+    """
+
+    ratio: float = None
+    threshold: float = None
+    flops_target: float = None
+    params_target: float = None
+    min_channels: int = 1
+    round_to: int = 1
+    max_layer_ratio: float = None
+    exclude: tuple = ()
+
+    def __post_init__(self):
+        given = [k for k in BUDGET_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "Give exactly one of ratio, threshold, flops_target, params_target; "
+                f"got {given or 'none'}."
+            )
+        checks = {
+            "ratio": dict(low=0, high=1, high_open=True,
+                          hint="the fraction of channels to prune (0.7 prunes 70%)"),
+            "threshold": dict(low=0),
+            "flops_target": dict(low=0, low_open=True, hint="a fraction (<= 1) or a count (> 1)"),
+            "params_target": dict(low=0, low_open=True, hint="a fraction (<= 1) or a count (> 1)"),
+        }
+        kind = given[0]
+        object.__setattr__(self, kind, check_number(kind, getattr(self, kind), **checks[kind]))
+        object.__setattr__(self, "min_channels", check_int("min_channels", self.min_channels))
+        object.__setattr__(self, "round_to", check_int("round_to", self.round_to))
+        object.__setattr__(self, "max_layer_ratio", check_number(
+            "max_layer_ratio", self.max_layer_ratio, low=0, high=1, low_open=True, allow_none=True
+        ))
+        exclude = self.exclude
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        object.__setattr__(self, "exclude", tuple(exclude or ()))
+
+    @property
+    def kind(self):
+        """Which budget is given: "ratio", "threshold", "flops_target" or "params_target"."""
+        return next(k for k in BUDGET_KINDS if getattr(self, k) is not None)
+
+    @property
+    def value(self):
+        return getattr(self, self.kind)
+
+    @property
+    def floors(self):
+        """The per-layer limits, as keyword arguments of `Analysis.apply_floors`."""
+        return dict(
+            min_channels=self.min_channels, round_to=self.round_to,
+            max_layer_ratio=self.max_layer_ratio,
+        )
+
+
+def ratio_cut(scores, sizes, ratio):
+    """The one rule that turns a pruning ratio into the channels to prune and a threshold.
+
+    Groups are sorted by score (ties in a fixed order: by key) and taken from
+    the smallest until `round(ratio * n)` of the `n` scaling factors are
+    covered, a group counting as many factors as it holds. Ranking, not a
+    strict threshold, so that ties (many exact zeros after proximal training)
+    are pruned as the ratio asks. `kslim.plan`, `SparsityMonitor`'s
+    `ratio_threshold` and `kslim-info` all use it.
+
+    Reference: Liu et al., "Learning Efficient Convolutional Networks through
+    Network Slimming", ICCV 2017, section 3.3 (one global percentile).
+
+    Args:
+        scores: dict group key -> score (max |factor| of the group).
+        sizes: dict group key -> number of scaling factors in it.
+        ratio: float in [0, 1).
+
+    Returns:
+        `(pruned keys, threshold)`: the threshold is the smallest score kept
+        (`inf` when everything is pruned).
+    """
+    order = sorted(scores, key=lambda r: (scores[r], r))
+    target = int(round(ratio * sum(sizes[r] for r in order)))
+    pruned, count = set(), 0
+    for key in order:
+        if count >= target:
+            return pruned, float(scores[key])
+        pruned.add(key)
+        count += sizes[key]
+    return pruned, float("inf")

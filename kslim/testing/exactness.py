@@ -1,0 +1,50 @@
+"""What the exactness tests and benchmarks share: masked models, inputs, the error measure.
+
+`sparsify` makes a model look sparsity-trained (random BN statistics, about a
+third of the scaling factors and betas at zero), so that `kslim.prune` has
+channels to remove and a masked model to be compared with.
+"""
+
+import numpy as np
+
+from kslim.layers.channel_mask import ChannelMask
+from kslim.sparsity.factors import scaling_factors
+
+
+def sparsify(model, frac=0.35, beta_zero=True, seed=0):
+    """Sets random BN statistics and zeroes ~frac of the scaling factors (and betas).
+
+    Layers of the same width mostly share one zero pattern, so that channels
+    tied across a residual stream really are all zero and get pruned.
+    """
+    rng = np.random.default_rng(seed)
+    patterns = {}
+    for layer, variable in scaling_factors(model):
+        n = variable.shape[0]
+        patterns.setdefault(n, rng.random(n) < frac)
+        zero = patterns[n] if rng.random() < 0.8 else rng.random(n) < frac
+        if isinstance(layer, ChannelMask):
+            mask = rng.uniform(-1.0, 1.0, n).astype("float32")
+            mask[zero] = 0.0
+            layer.set_weights([mask])
+            continue
+        gamma = rng.uniform(0.3, 1.0, n).astype("float32")
+        beta = rng.normal(0.0, 0.2, n).astype("float32")
+        gamma[zero] = 0.0
+        if beta_zero:
+            beta[zero] = 0.0
+        mean = rng.normal(0.0, 0.2, n).astype("float32")
+        var = rng.uniform(0.5, 2.0, n).astype("float32")
+        layer.set_weights([gamma, beta, mean, var])
+    return model
+
+
+def inputs(model, n=4, seed=1):
+    """`n` reproducible standard-normal samples shaped like the model's input."""
+    return np.random.default_rng(seed).normal(size=(n,) + tuple(model.input_shape[1:])).astype("float32")
+
+
+def rel_err(a, b):
+    """max |a - b| / max |a|: the error measure of the exactness tests."""
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.abs(a - b).max() / np.abs(a).max())

@@ -1,0 +1,101 @@
+"""`kslim-prune` and the library function behind it: success, atomic output, clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kslim
+from kslim.cli.prune import prune_file
+
+from kslim.testing import archs
+from kslim.testing.exactness import sparsify
+
+BIN = os.path.join(os.path.dirname(__file__), "..", "..", "bin", "kslim-prune")
+
+
+@pytest.fixture
+def trained(tmp_path):
+    path = tmp_path / "trained.keras"
+    sparsify(archs.vgg()).save(path)
+    return path
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, BIN, *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+def test_cli_prunes_prints_the_plan_and_writes_the_model(trained, tmp_path):
+    out, plan_path = tmp_path / "slim.keras", tmp_path / "plan.json"
+    result = _run("--model", str(trained), "--ratio", "0.3", "--output", str(out), "--save_plan", str(plan_path))
+    assert result.returncode == 0, result.stderr
+    assert "block1_conv" in result.stdout and "params:" in result.stdout and "FLOPs:" in result.stdout
+    slim = keras.models.load_model(out)  # safe mode on
+    model = keras.models.load_model(trained)
+    assert slim.count_params() < model.count_params()
+    assert json.loads(plan_path.read_text())["format"] == "kslim.plan/1"
+    assert sorted(os.listdir(tmp_path)) == ["plan.json", "slim.keras", "trained.keras"]
+
+
+def test_cli_error_is_one_line_with_no_output(trained, tmp_path):
+    out = tmp_path / "slim.keras"
+    result = _run("--model", str(trained), "--ratio", "1.5", "--output", str(out))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("kslim-prune: error: ratio=1.5")
+    assert not out.exists()
+
+
+def test_applying_a_saved_plan_gives_the_same_model(trained, tmp_path):
+    plan, first = prune_file(trained, tmp_path / "a.keras", budget=kslim.Budget(ratio=0.3), save_plan=tmp_path / "p.json", print_fn=None)
+    _, again = prune_file(trained, tmp_path / "b.keras", plan=str(tmp_path / "p.json"), print_fn=None)
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(first(x, training=False), again(x, training=False), atol=1e-6)
+
+
+def test_errors_name_the_file_and_leave_nothing(trained, tmp_path):
+    out = tmp_path / "slim.keras"
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        prune_file(tmp_path / "missing.keras", out, budget=kslim.Budget(ratio=0.5), print_fn=None)
+    junk = tmp_path / "junk.keras"
+    junk.write_text("not a model")
+    with pytest.raises(ValueError, match="junk.keras is not a Keras model file"):
+        prune_file(junk, out, budget=kslim.Budget(ratio=0.5), print_fn=None)
+    with pytest.raises(ValueError, match="is an input file"):
+        prune_file(trained, trained, budget=kslim.Budget(ratio=0.5), print_fn=None, overwrite=True)
+    with pytest.raises(ValueError, match="must end in .keras"):
+        prune_file(trained, tmp_path / "slim.h5", budget=kslim.Budget(ratio=0.5), print_fn=None)
+    out.write_text("keep me")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        prune_file(trained, out, budget=kslim.Budget(ratio=0.5), print_fn=None)
+    assert out.read_text() == "keep me"
+    out.unlink()
+    assert sorted(os.listdir(tmp_path)) == ["junk.keras", "trained.keras"]
+
+
+@keras.saving.register_keras_serializable(package="kslim_tests")
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(4, 3)
+        self.bn = keras.layers.BatchNormalization()
+
+    def call(self, x):
+        return self.bn(self.conv(x))
+
+
+def test_a_subclassed_model_file_is_refused(tmp_path):
+    model = _Subclassed()
+    model(np.zeros((1, 8, 8, 3), "float32"))
+    path = tmp_path / "sub.keras"
+    model.save(path)
+    with pytest.raises(ValueError, match="subclassed model"):
+        prune_file(path, tmp_path / "out.keras", budget=kslim.Budget(ratio=0.5), print_fn=None)
+    assert not (tmp_path / "out.keras").exists()

@@ -1,0 +1,266 @@
+"""kslim.export and kslim.measure: formats, parity, builtin ops, atomic writes, real int8 accuracy."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+import kslim
+from kslim.deploy import builtin_ops, compare, list_ops
+
+KEPT = [0, 2, 3, 5, 7]
+
+
+def _small_model():
+    x = keras.Input((12, 12, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(x)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.ReLU(name="relu1")(h)
+    h = kslim.layers.ChannelSelect(KEPT, name="select")(h)
+    h = keras.layers.Conv2D(6, 3, name="conv2")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    y = keras.layers.Dense(4, name="logits")(h)
+    model = keras.Model(x, y, name="small")
+    # Non-trivial BN statistics, so a wrong folding of BN would show.
+    bn = model.get_layer("bn1")
+    rng = np.random.default_rng(1)
+    bn.moving_mean.assign(rng.normal(0, 0.5, 8).astype("float32"))
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
+    return model
+
+
+def _inputs(n=64, seed=2):
+    return np.random.default_rng(seed).standard_normal((n, 12, 12, 3)).astype("float32")
+
+
+def _run_tflite(path, x):
+    """Independent of kslim: LiteRT on each input, float or int8 I/O."""
+    interpreter = Interpreter(model_path=str(path))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(inp["index"], list(x.shape))
+    interpreter.allocate_tensors()
+    if inp["dtype"] == np.int8:
+        scale, zero = inp["quantization"]
+        x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(out["index"])
+    if out["dtype"] == np.int8:
+        scale, zero = out["quantization"]
+        y = (y.astype(np.float32) - zero) * scale
+    return y
+
+
+# (quantize, int8_io, bound on max|diff| / max|y|) as measured on this model plus margin.
+TFLITE_CASES = [
+    (None, False, 1e-4),
+    ("float16", False, 1e-2),
+    ("dynamic", False, 0.1),
+    ("int8", False, 0.2),
+    ("int8", True, 0.2),
+]
+
+
+@pytest.mark.parametrize("quantize,int8_io,rtol", TFLITE_CASES)
+def test_tflite_parity_and_builtin_ops(tmp_path, quantize, int8_io, rtol):
+    model = _small_model()
+    x = _inputs()
+    path = tmp_path / "small.tflite"
+    report = kslim.export(
+        model, path, quantize=quantize, representative_data=x, int8_io=int8_io
+    )
+    assert report.path == str(path) and report.format == "tflite" and report.quantize == quantize
+    assert report.size_bytes == os.path.getsize(path) > 0
+    assert report.parity_data == "representative_data" and report.num_samples == len(x)
+
+    y_keras = keras.ops.convert_to_numpy(model(x, training=False))
+    y_lite = _run_tflite(path, x)
+    scale = np.abs(y_keras).max()
+    diff = np.abs(y_keras - y_lite).max()
+    assert diff <= rtol * scale
+    np.testing.assert_allclose(report.max_abs_diff, diff, rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(report.output_scale, scale, rtol=1e-6)
+
+    ops = list_ops(path)
+    assert ops == report.ops
+    assert set(ops) <= builtin_ops()
+    assert "GATHER" in ops and "CONV_2D" in ops
+    assert not any(op.startswith("Flex") for op in ops)
+    interpreter = Interpreter(model_path=str(path))
+    expected_dtype = np.int8 if int8_io else np.float32
+    assert interpreter.get_input_details()[0]["dtype"] == expected_dtype
+    assert os.listdir(tmp_path) == ["small.tflite"]  # no staging leftovers
+
+
+def test_saved_model_serving_signature_matches_keras(tmp_path):
+    model = _small_model()
+    x = _inputs()
+    x_val, y_val = x[:40], np.arange(40) % 4
+    path = tmp_path / "small_saved"
+    report = kslim.export(model, path, format="saved_model", validation_data=(x_val, y_val))
+    assert report.ops is None and report.parity_data == "validation_data" and report.num_samples == 40
+    assert os.path.isfile(path / "saved_model.pb")
+    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
+    (name,) = serving.structured_input_signature[1]
+    (y_saved,) = serving(**{name: tf.constant(x_val)}).values()
+    y_keras = keras.ops.convert_to_numpy(model(x_val, training=False))
+    np.testing.assert_allclose(y_saved.numpy(), y_keras, rtol=1e-5, atol=1e-6)
+    keras_accuracy = np.mean(np.argmax(y_keras, axis=1) == y_val)
+    assert report.keras_accuracy == pytest.approx(keras_accuracy)
+    assert report.exported_accuracy == pytest.approx(keras_accuracy)
+    assert report.to_dict()["format"] == "saved_model"
+    assert "saved_model" in str(report)
+
+
+def test_int8_on_real_mnist_keeps_accuracy(tmp_path, mnist):
+    x_train, y_train, x_test, y_test = mnist
+    x_train = (x_train[:10000, ..., None] / 255.0).astype("float32")
+    x_test = (x_test[:1000, ..., None] / 255.0).astype("float32")
+    y_train, y_test = y_train[:10000], y_test[:1000]
+    x = keras.Input((28, 28, 1))
+    h = keras.layers.Conv2D(16, 3, strides=2, padding="same")(x)
+    h = keras.layers.BatchNormalization(momentum=0.9)(h)
+    h = keras.layers.ReLU()(h)
+    h = kslim.layers.ChannelSelect(list(range(12)))(h)
+    h = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.Flatten()(h)
+    model = keras.Model(x, keras.layers.Dense(10, activation="softmax")(h))
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=1, batch_size=64, verbose=0)
+
+    report = kslim.export(
+        model,
+        tmp_path / "mnist_int8.tflite",
+        quantize="int8",
+        representative_data=tf.data.Dataset.from_tensor_slices((x_train[:500], y_train[:500])).batch(50),
+        validation_data=tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(128),
+    )
+    keras_accuracy = np.mean(np.argmax(model.predict(x_test, verbose=0), axis=1) == y_test)
+    int8_accuracy = np.mean(np.argmax(_run_tflite(report.path, x_test), axis=1) == y_test)
+    assert keras_accuracy > 0.9
+    assert abs(int8_accuracy - keras_accuracy) <= 0.005
+    assert report.num_samples == 1000
+    assert report.keras_accuracy == pytest.approx(keras_accuracy)
+    assert report.exported_accuracy == pytest.approx(int8_accuracy)
+    assert report.size_bytes < 0.5 * 4 * model.count_params()  # well under the float32 weights
+    assert "QUANTIZE" in report.ops and "GATHER" in report.ops
+
+
+def test_failed_parity_leaves_no_file(tmp_path):
+    model = _small_model()
+    with pytest.raises(ValueError, match="failed the parity check.*exceeds the tolerance 0"):
+        kslim.export(model, tmp_path / "m.tflite", quantize="int8", representative_data=_inputs(), atol=0)
+    assert os.listdir(tmp_path) == []
+
+
+def test_unconvertible_op_leaves_no_file(tmp_path):
+    x = keras.Input((4,))
+    y = keras.layers.Lambda(lambda t: keras.ops.erfinv(t))(keras.layers.Dense(4)(x))
+    with pytest.raises(ValueError, match="no TFLite builtin kernel: Erfinv"):
+        kslim.export(keras.Model(x, y), tmp_path / "m.tflite")
+    assert os.listdir(tmp_path) == []
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    model = _small_model()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
+        kslim.export(model, path)
+    assert path.read_bytes() == b"keep me"
+    kslim.export(model, path, overwrite=True)
+    assert list_ops(path)[0] == "CONV_2D"
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "old.txt").write_text("old")
+    kslim.export(model, saved, format="saved_model", overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["m.tflite", "saved"]
+    assert not (saved / "old.txt").exists() and (saved / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"quantize": "int4"}, ValueError, r"quantize='int4' is not supported"),
+        ({"quantize": "int8"}, ValueError, "needs representative_data"),
+        ({"format": "onnx"}, ValueError, r"format='onnx' is not supported"),
+        ({"format": "saved_model", "quantize": "float16"}, ValueError, "applies to TFLite only"),
+        ({"int8_io": True}, ValueError, "int8_io=True needs quantize='int8'"),
+        ({"representative_data": np.zeros((4, 5, 5, 3))}, ValueError, r"samples of shape \(5, 5, 3\)"),
+        ({"representative_data": "x.npy"}, TypeError, "must be a NumPy array"),
+    ],
+)
+def test_bad_arguments(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        kslim.export(_small_model(), tmp_path / "m.tflite", **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(ValueError, match="must end in '.tflite'"):
+        kslim.export(_small_model(), tmp_path / "m.keras")
+    with pytest.raises(FileNotFoundError, match="does not exist; create it first"):
+        kslim.export(_small_model(), tmp_path / "missing" / "m.tflite")
+    with pytest.raises(ValueError, match="not a TFLite model"):
+        (tmp_path / "fake.tflite").write_bytes(b"0123456789abcdef")
+        list_ops(tmp_path / "fake.tflite")
+
+
+def test_measure_file_and_model(tmp_path):
+    model = _small_model()
+    path = tmp_path / "small.tflite"
+    kslim.export(model, path)
+    m = kslim.measure(path, threads=(1, 2), runs=5, warmup=1)
+    assert m.size_bytes == os.path.getsize(path)
+    assert m.input_shape == (1, 12, 12, 3)
+    assert set(m.latency_ms) == {1, 2}
+    for stats in m.latency_ms.values():
+        assert 0 < stats["p10"] <= stats["median"] <= stats["p90"] < 1000
+    assert m.peak_rss_bytes > m.baseline_rss_bytes > 10 * 2**20
+    assert m.memory_bytes == m.peak_rss_bytes - m.baseline_rss_bytes
+    assert "latency 2 threads" in str(m) and "run-time memory" in str(m)
+    assert m.to_dict()["size_bytes"] == m.size_bytes
+
+    from_model = kslim.measure(model, threads=(1,), runs=3, warmup=0, memory=False)
+    assert from_model.path is None and from_model.name == "small"
+    assert from_model.size_bytes == m.size_bytes and from_model.memory_bytes is None
+
+
+def test_compare_side_by_side(tmp_path):
+    baseline = _small_model()
+    x = keras.Input((12, 12, 3))
+    h = keras.layers.Conv2D(3, 3, padding="same")(x)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    pruned = keras.Model(x, keras.layers.Dense(4)(h), name="pruned")
+    comparison = compare(baseline, pruned, threads=(1,), runs=3, warmup=0, memory=False)
+    assert comparison.baseline.size_bytes > comparison.pruned.size_bytes
+    assert comparison.params == (baseline.count_params(), pruned.count_params())
+    assert comparison.flops[0] > comparison.flops[1] > 0
+    table = str(comparison)
+    assert table.splitlines()[1].split() == ["model", "small", "pruned"]
+    assert "FLOPs" in table and "latency 1 thread" in table
+
+
+def test_measure_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No TFLite file"):
+        kslim.measure(tmp_path / "none.tflite")
+    with pytest.raises(ValueError, match="threads"):
+        kslim.measure(tmp_path / "none.tflite", threads=(0,))
+
+
+def test_fold_selections_removes_every_gather_and_keeps_the_outputs():
+    from kslim.testing import archs
+    from kslim.testing.exactness import inputs, rel_err, sparsify
+
+    for name in ("preact_resnet", "densenet"):
+        model = sparsify(archs.ALL[name]())
+        slim = kslim.prune(model, threshold=1e-6)
+        assert any(isinstance(layer, kslim.layers.ChannelSelect) for layer in slim.layers), name
+        wide = kslim.deploy.fold_selections(slim)
+        assert not any(isinstance(layer, kslim.layers.ChannelSelect) for layer in wide.layers)
+        x = inputs(model)
+        assert rel_err(slim(x, training=False), wide(x, training=False)) <= 1e-5, name
+        assert kslim.profile(wide).params > kslim.profile(slim).params

@@ -1,0 +1,326 @@
+"""The pruning engine: exactness on every supported architecture, budgets, plans, errors."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import kslim
+from kslim.sparsity.factors import scaling_factors
+
+from kslim.testing import archs
+from kslim.testing.exactness import inputs as _inputs
+from kslim.testing.exactness import rel_err as _rel_err
+from kslim.testing.exactness import sparsify
+
+L = keras.layers
+
+
+@pytest.mark.parametrize("name", sorted(archs.ALL))
+def test_pruned_model_computes_what_the_masked_model_computed(name):
+    # layer_zoo ties four branches: only positions zero in all four get pruned.
+    model = sparsify(archs.ALL[name](), frac=0.6 if name == "layer_zoo" else 0.35)
+    x = _inputs(model)
+    before = model(x, training=False)
+    weights = [w.copy() for w in model.get_weights()]
+    plan = kslim.plan(model, threshold=1e-6)
+    slim = kslim.prune(model, plan=plan)
+    assert _rel_err(before, slim(x, training=False)) <= 1e-5
+    assert plan.factors[1] >= 0.15 * plan.factors[0], "the test must prune a real share of channels"
+    # Compensation may give a bias-free layer a bias; the plan counts the plain rebuild.
+    plain = kslim.prune(model, plan=plan, compensate=False)
+    assert plain.count_params() == plan.params[1] < model.count_params()
+    assert plan.params[1] <= slim.count_params() <= 1.001 * plan.params[1]
+    assert kslim.profile(slim).flops == plan.flops[1] < kslim.profile(model).flops
+    for a, b in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the input model is never mutated
+    names = {layer.name for layer in model.layers}
+    assert {layer.name for layer in slim.layers} - names <= {
+        layer.name for layer in slim.layers if isinstance(layer, kslim.layers.ChannelSelect)
+    }
+
+
+@pytest.mark.parametrize("name", kslim.models.list_models())
+def test_every_zoo_model_prunes_exactly(name):
+    model = kslim.models.get(name)
+    if not scaling_factors(model):  # LeNets have no BN: Yang et al.'s channel masks
+        model = kslim.add_channel_masks(model)
+    model = sparsify(model)
+    x = _inputs(model, n=2)
+    before = model(x, training=False)
+    slim = kslim.prune(model, threshold=1e-6)
+    assert _rel_err(before, slim(x, training=False)) <= 1e-5
+    assert kslim.profile(slim).params < 0.9 * kslim.profile(model).params
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet", "preact_resnet", "densenet", "mobilenet", "se_net", "mlp"])
+def test_compensation_folds_the_constant_of_pruned_channels(name):
+    model = sparsify(archs.ALL[name](), beta_zero=False)
+    x = _inputs(model)
+    before = model(x, training=False)
+    plan = kslim.plan(model, threshold=1e-6)
+    with_comp = _rel_err(before, kslim.prune(model, plan=plan)(x, training=False))
+    without = _rel_err(before, kslim.prune(model, plan=plan, compensate=False)(x, training=False))
+    assert with_comp < without / 5
+    if name == "mlp":  # Dense layers only: compensation is exact
+        assert with_comp <= 1e-5
+
+
+def test_preactivation_stream_stays_whole_and_uses_channel_selection():
+    model = sparsify(archs.preact_resnet())
+    slim = kslim.prune(model, threshold=1e-6)
+    selects = [layer for layer in slim.layers if isinstance(layer, kslim.layers.ChannelSelect)]
+    assert selects and all(layer.name.endswith("_bn1_select") or layer.name == "final_bn_select" for layer in selects)
+    for layer_name in ("stem", "s0b0_conv3", "s0b1_conv3", "s0b0_down"):
+        assert slim.get_layer(layer_name).filters == model.get_layer(layer_name).filters
+
+
+def test_ratio_prunes_that_share_of_channels_by_one_global_threshold():
+    model = archs.vgg()
+    rng = np.random.default_rng(0)
+    for layer, variable in scaling_factors(model):
+        variable.assign(rng.uniform(0.01, 1.0, variable.shape).astype("float32"))
+    plan = kslim.plan(model, ratio=0.5)
+    gammas = np.concatenate([np.abs(v.numpy()) for _, v in scaling_factors(model)])
+    assert plan.factors == [gammas.size, int(round(0.5 * gammas.size))]
+    assert np.sum(gammas < plan.threshold) == plan.factors[1]
+
+
+def test_ratio_prunes_by_rank_when_many_factors_are_exactly_zero():
+    model = sparsify(archs.vgg(), frac=0.5)  # proximal training leaves exact zeros: ties
+    zeros = sum(int(np.sum(v.numpy() == 0)) for _, v in scaling_factors(model))
+    total = sum(v.shape[0] for _, v in scaling_factors(model))
+    assert zeros > 0.3 * total
+    plan = kslim.plan(model, ratio=0.3)
+    assert plan.factors[1] == int(round(0.3 * total))
+
+
+def test_a_ratio_that_would_empty_a_layer_keeps_min_channels():
+    model = archs.vgg()
+    layer, variable = scaling_factors(model)[1]
+    variable.assign(np.zeros(variable.shape, "float32"))  # this layer alone would be emptied
+    slim = kslim.prune(model, ratio=0.3)
+    assert slim.get_layer("block1_conv").filters == 1
+    slim = kslim.prune(model, ratio=0.3, min_channels=4)
+    assert slim.get_layer("block1_conv").filters == 4
+    slim = kslim.prune(model, ratio=0.95, min_channels=2)
+    assert min(l.filters for l in slim.layers if isinstance(l, L.Conv2D)) >= 2
+
+
+def test_round_to_and_max_layer_ratio():
+    model = sparsify(archs.vgg(), frac=0.6)
+    slim = kslim.prune(model, threshold=1e-6, round_to=8)
+    for layer in slim.layers:
+        if isinstance(layer, L.Conv2D):
+            full = model.get_layer(layer.name).filters
+            assert layer.filters % 8 == 0 or layer.filters == full
+    slim = kslim.prune(model, threshold=1e-6, max_layer_ratio=0.5)
+    for layer in slim.layers:
+        if isinstance(layer, L.Conv2D):
+            assert layer.filters >= model.get_layer(layer.name).filters / 2
+
+
+def test_exclude_keeps_a_layer_whole():
+    model = sparsify(archs.vgg())
+    slim = kslim.prune(model, threshold=1e-6, exclude=["block0_conv"])
+    assert slim.get_layer("block0_conv").filters == 16
+    assert slim.get_layer("block1_conv").filters < 16
+    with pytest.raises(ValueError, match="'nope'"):
+        kslim.prune(model, ratio=0.5, exclude=["nope"])
+
+
+def test_flops_and_params_targets_land_within_two_percent():
+    model = archs.vgg((32, 32, 3))
+    rng = np.random.default_rng(0)
+    for _, variable in scaling_factors(model):
+        variable.assign(rng.uniform(0.01, 1.0, variable.shape).astype("float32"))
+    full = kslim.profile(model)
+    for target in (0.5, 0.3):
+        plan = kslim.plan(model, flops_target=target)
+        assert abs(plan.flops[1] / (target * full.flops) - 1) <= 0.02
+        assert kslim.profile(kslim.prune(model, plan=plan)).flops == plan.flops[1]
+    plan = kslim.plan(model, params_target=0.5)
+    assert abs(plan.params[1] / (0.5 * full.params) - 1) <= 0.02
+    with pytest.raises(ValueError, match="cannot be reached"):
+        kslim.plan(model, flops_target=1e-6)
+
+
+def test_plan_survives_a_json_round_trip_and_reapplies_exactly():
+    model = sparsify(archs.densenet(), beta_zero=False)
+    plan = kslim.plan(model, threshold=1e-6)
+    text = plan.to_json()
+    again = kslim.Plan.from_json(text)
+    assert json.loads(again.to_json()) == json.loads(text)
+    x = _inputs(model)
+    np.testing.assert_allclose(
+        kslim.prune(model, plan=again)(x, training=False),
+        kslim.prune(model, plan=plan)(x, training=False),
+        rtol=0, atol=1e-6,
+    )
+    summary = plan.summary(print_fn=False)
+    assert "d0l1_bn" in summary and "->" in summary and "FLOPs" in summary
+
+
+def test_a_plan_for_another_model_is_refused():
+    plan = kslim.plan(sparsify(archs.vgg()), threshold=1e-6)
+    with pytest.raises(ValueError, match="does not have|different model"):
+        kslim.prune(archs.resnet(), plan=plan)
+    data = json.loads(plan.to_json())
+    data["layers"]["block0_bn"]["out"] = [0]
+    with pytest.raises(ValueError, match="block0_"):
+        kslim.prune(sparsify(archs.vgg()), plan=kslim.Plan.from_json(json.dumps(data)))
+    with pytest.raises(ValueError, match="Not a kslim plan"):
+        kslim.Plan.from_json("{}")
+
+
+def test_barriers_keep_their_channels_and_say_why():
+    x = inp = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, padding="same", name="conv_a")(x)
+    x = L.BatchNormalization(name="bn_a")(x)
+    x = L.Lambda(lambda t: t * 2.0, name="double")(x)
+    x = L.Conv2D(8, 3, padding="same", name="conv_b")(x)
+    x = L.BatchNormalization(name="bn_b")(x)
+    x = L.LayerNormalization(name="ln")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = sparsify(keras.Model(inp, L.Dense(3, name="out")(x)), frac=0.5)
+    plan = kslim.plan(model, threshold=1e-6)
+    reasons = " ".join(plan.kept_reasons)
+    assert "double" in reasons and "ln" in reasons
+    slim = kslim.prune(model, plan=plan)
+    assert slim.get_layer("conv_a").filters == 8 and slim.get_layer("conv_b").filters == 8
+
+
+def test_channel_masks_for_layers_without_bn_fold_away():
+    x = inp = keras.Input((28, 28, 1))
+    x = L.Conv2D(6, 5, activation="relu", name="c1")(x)
+    x = L.MaxPooling2D(name="p1")(x)
+    x = L.Flatten(name="flat")(x)
+    x = L.Dense(20, activation="relu", name="d1")(x)
+    model = keras.Model(inp, L.Dense(10, name="d2")(x))
+    masked = kslim.add_channel_masks(model)
+    assert [l.name for l in masked.layers if isinstance(l, kslim.layers.ChannelMask)] == ["c1_mask", "d1_mask"]
+    x = _inputs(model)
+    np.testing.assert_allclose(masked(x), model(x), atol=1e-6)
+    sparsify(masked, frac=0.5)
+    slim = kslim.prune(masked, threshold=1e-6)
+    assert not any(isinstance(l, kslim.layers.ChannelMask) for l in slim.layers)
+    assert _rel_err(masked(x), slim(x)) <= 1e-5
+    assert slim.count_params() < model.count_params()
+
+
+def test_folded_mask_gain_is_spread_evenly_over_a_chain_of_layers():
+    # A mask-trained LeNet leaves most of its gain in small masks; folded, they would make
+    # fc1's kernel tens of times smaller than its neighbours', and SGD diverges in fine-tuning.
+    model = kslim.models.get("lenet5_caffe", channel_masks=True)
+    rng = np.random.default_rng(0)
+    ranges = {"conv1_mask": (0.5, 2), "conv2_mask": (0.05, 0.3), "fc1_mask": (1e-3, 0.05)}
+    for name, (low, high) in ranges.items():
+        layer = model.get_layer(name)
+        n = layer.mask.shape[0]
+        mask = rng.uniform(low, high, n) * rng.choice([-1, 1], n)
+        mask[rng.random(mask.size) < 0.5] = 0.0
+        layer.set_weights([mask.astype("float32")])
+    x = _inputs(model)
+    before = model(x, training=False)
+    plan = kslim.plan(model, threshold=1e-6)
+    plain = kslim.prune(model, plan=plan, rebalance=False)
+    slim = kslim.prune(model, plan=plan)
+    assert _rel_err(before, plain(x, training=False)) <= 1e-5
+    assert _rel_err(before, slim(x, training=False)) <= 1e-5
+
+    # A layer's gain: ||its kernel|| over ||the same kept slice of the unmasked kernel||.
+    for name in ("conv1_mask", "conv2_mask", "fc1_mask"):
+        layer = model.get_layer(name)
+        layer.set_weights([(layer.mask.numpy() != 0).astype("float32")])
+    unmasked = kslim.prune(model, plan=plan, rebalance=False)
+    folded, spread = [], []
+    for name in ("conv1", "conv2", "fc1", "classifier"):
+        norm = np.linalg.norm(unmasked.get_layer(name).kernel.numpy())
+        folded.append(np.linalg.norm(plain.get_layer(name).kernel.numpy()) / norm)
+        spread.append(np.linalg.norm(slim.get_layer(name).kernel.numpy()) / norm)
+    assert max(folded) / min(folded) > 20  # the plain fold is badly unbalanced
+    np.testing.assert_allclose(spread, np.exp(np.mean(np.log(folded))), rtol=1e-4)
+
+
+def test_rebalancing_stops_where_scaling_would_change_the_output():
+    # A sigmoid is not positively homogeneous: the scale of d1 cannot move into d2.
+    inp = keras.Input((12,))
+    x = L.Dense(16, name="d1")(inp)
+    x = kslim.layers.ChannelMask(name="d1_mask")(x)
+    x = L.Activation("sigmoid", name="sig")(x)
+    x = L.Dense(16, name="d2")(x)
+    x = kslim.layers.ChannelMask(name="d2_mask")(x)
+    x = L.ReLU(name="relu")(x)
+    model = keras.Model(inp, L.Dense(3, name="out")(x))
+    for name in ("d1_mask", "d2_mask"):
+        mask = np.full(16, 0.01, "float32")
+        mask[::2] = 0.0
+        model.get_layer(name).set_weights([mask])
+    data = _inputs(model)
+    slim = kslim.prune(model, threshold=1e-6)
+    plain = kslim.prune(model, threshold=1e-6, rebalance=False)
+    assert _rel_err(model(data), slim(data)) <= 1e-5
+
+    def kernel_ratio(name):
+        kernels = [np.asarray(m.get_layer(name).kernel.numpy()) for m in (slim, plain)]
+        return np.linalg.norm(kernels[0]) / np.linalg.norm(kernels[1])
+
+    assert kernel_ratio("d1") == 1.0
+    # d2 -> ReLU -> out is a chain: its gain 0.01 is split into 0.1 for d2 and 0.1 for out.
+    np.testing.assert_allclose([kernel_ratio("d2"), kernel_ratio("out")], [10.0, 0.1], rtol=1e-5)
+
+
+def test_rebalancing_leaves_a_shared_layer_alone():
+    inp = keras.Input((12,))
+    x = kslim.layers.ChannelMask(name="d1_mask")(L.Dense(16, name="d1")(inp))
+    shared = L.Dense(16, name="shared")
+    x = shared(shared(L.ReLU(name="relu")(x)))  # its kernel serves two calls
+    model = keras.Model(inp, L.Dense(3, name="out")(x))
+    model.get_layer("d1_mask").set_weights([np.full(16, 0.01, "float32")])
+    data = _inputs(model)
+    slim = kslim.prune(model, threshold=1e-6)
+    plain = kslim.prune(model, threshold=1e-6, rebalance=False)
+    assert _rel_err(model(data), slim(data)) <= 1e-5
+    for name in ("d1", "shared", "out"):
+        kernels = [m.get_layer(name).kernel.numpy() for m in (slim, plain)]
+        np.testing.assert_array_equal(*kernels)
+
+
+def test_pruned_model_saves_and_loads_with_safe_mode(tmp_path):
+    model = sparsify(archs.preact_resnet())
+    slim = kslim.prune(model, threshold=1e-6)
+    path = tmp_path / "slim.keras"
+    slim.save(path)
+    loaded = keras.models.load_model(path)
+    x = _inputs(model)
+    np.testing.assert_allclose(loaded(x, training=False), slim(x, training=False), atol=1e-6)
+
+
+def test_bad_arguments_get_clear_errors():
+    model = archs.vgg()
+    with pytest.raises(ValueError, match=r"ratio=1.5 must be in \[0, 1\)"):
+        kslim.prune(model, ratio=1.5)
+    with pytest.raises(ValueError, match="exactly one of"):
+        kslim.prune(model, ratio=0.5, threshold=0.1)
+    with pytest.raises(ValueError, match="min_channels=0"):
+        kslim.prune(model, ratio=0.5, min_channels=0)
+    with pytest.raises(TypeError, match="kslim.Plan"):
+        kslim.prune(model, plan={"layers": {}})
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = L.Conv2D(4, 3)
+            self.bn = L.BatchNormalization()
+
+        def call(self, x):
+            return self.bn(self.conv(x))
+
+    sub = Sub()
+    sub(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(ValueError, match="subclassed model.*functional API"):
+        kslim.prune(sub, ratio=0.5)
+    no_bn = keras.Sequential([keras.Input((4,)), L.Dense(3)])
+    with pytest.raises(ValueError, match="add_channel_masks"):
+        kslim.prune(no_bn, ratio=0.5)
