@@ -4,7 +4,7 @@ import os
 
 from kslim._internal.files import load_model
 from kslim.deploy.convert import _CALIBRATION_SAMPLES, QUANTIZE_MODES
-from kslim.deploy.export import FORMATS, export
+from kslim.deploy.exporter import FORMATS, export
 
 
 def export_file(

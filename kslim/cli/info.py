@@ -45,7 +45,7 @@ def info_file(model_path, ratio=0.5, bins=10, max_layer_ratio=None, print_fn=pri
 
     from kslim.sparsity.factors import scaling_factors
     from kslim.profiling import profile
-    from kslim.pruning.plan import plan
+    from kslim.pruning.planner import plan
 
     sections = [str(profile(model))]
     factors = scaling_factors(model)

@@ -4,8 +4,8 @@ import os
 
 from kslim._internal import files as _files
 from kslim.pruning.budget import Budget
-from kslim.pruning.plan import Plan
-from kslim.pruning.prune import prune_and_plan
+from kslim.pruning.planner import Plan
+from kslim.pruning.pruner import prune_and_plan
 
 
 def prune_file(

@@ -100,7 +100,7 @@ def train_file(
     recipe = _commands.recipe_for(data, epochs, batch_size, lr)
     train, test, info = _commands.load_data(data, recipe.batch_size, limit)
 
-    from kslim.sparsity.attach import attach, detach
+    from kslim.sparsity.attachment import attach, detach
     from kslim.callbacks import SparsityMonitor
     from kslim.slimming.loop import _ends_in_softmax
 

@@ -15,9 +15,9 @@ from kslim.pruning.channel_masks import add_channel_masks as add_channel_masks
 from kslim.pruning.handlers import LayerHandler as LayerHandler
 from kslim.pruning.handlers import get_handler as get_handler
 from kslim.pruning.handlers import register_handler as register_handler
-from kslim.pruning.plan import Plan as Plan
-from kslim.pruning.plan import plan as plan
-from kslim.pruning.prune import prune as prune
+from kslim.pruning.planner import Plan as Plan
+from kslim.pruning.planner import plan as plan
+from kslim.pruning.pruner import prune as prune
 
 __all__ = [
     "prune", "plan", "Plan", "Budget", "ratio_cut", "add_channel_masks",

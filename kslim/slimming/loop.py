@@ -10,12 +10,12 @@ import numpy as np
 from kslim.slimming import run_dir as _run_dir
 from kslim import penalties
 from kslim.sparsity.factors import scaling_factors
-from kslim.sparsity.attach import attach
-from kslim.sparsity.attach import detach
+from kslim.sparsity.attachment import attach
+from kslim.sparsity.attachment import detach
 from kslim.callbacks.sparsity_monitor import SparsityMonitor
 from kslim.profiling import profile
-from kslim.pruning.plan import plan as make_plan
-from kslim.pruning.prune import prune
+from kslim.pruning.planner import plan as make_plan
+from kslim.pruning.pruner import prune
 from kslim.training.recipe import Recipe
 from kslim._internal.checks import check_int, check_number
 from kslim._internal.formatting import fewer as _fewer

@@ -4,8 +4,8 @@
 `scaling_factors` finds them; `kslim.callbacks` watches and steps them.
 """
 
-from kslim.sparsity.attach import attach as attach
-from kslim.sparsity.attach import detach as detach
+from kslim.sparsity.attachment import attach as attach
+from kslim.sparsity.attachment import detach as detach
 from kslim.sparsity.factors import scaling_factors as scaling_factors
 
 __all__ = ["attach", "detach", "scaling_factors"]

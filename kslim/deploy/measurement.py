@@ -89,7 +89,7 @@ def measure(path_or_model, threads=(1, 2), runs=100, warmup=10, memory=True):
         raise TypeError(
             f"kslim.measure takes a .tflite path or a keras.Model, got {type(path_or_model).__name__}."
         )
-    from kslim.deploy.export import export
+    from kslim.deploy.exporter import export
 
     with tempfile.TemporaryDirectory(prefix="kslim-measure-") as tmp:
         path = os.path.join(tmp, f"{path_or_model.name}.tflite")

@@ -1,6 +1,6 @@
 """`compare`: baseline and pruned model side by side — params, FLOPs, size, latency, memory."""
 
-from kslim.deploy.measure import measure
+from kslim.deploy.measurement import measure
 
 
 def compare(baseline, pruned, threads=(1, 2), runs=100, warmup=10, memory=True):

@@ -2,8 +2,8 @@
 
 from kslim.pruning import surgery
 from kslim.pruning.analysis import Analysis
-from kslim.pruning.plan import Plan
-from kslim.pruning.plan import decide, make_budget
+from kslim.pruning.planner import Plan
+from kslim.pruning.planner import decide, make_budget
 
 
 def prune(
