@@ -297,6 +297,24 @@ def test_pruned_model_saves_and_loads_with_safe_mode(tmp_path):
     np.testing.assert_allclose(loaded(x, training=False), slim(x, training=False), atol=1e-6)
 
 
+def test_pruned_layers_keep_their_names_initializers_and_trainable_flags():
+    model = sparsify(archs.resnet())
+    model.get_layer("stem_conv").kernel_initializer = keras.initializers.HeNormal(seed=3)
+    model.get_layer("s0b0a_conv").trainable = False
+    slim = kslim.prune(model, threshold=1e-6)
+    assert [layer.name for layer in slim.layers] == [layer.name for layer in model.layers]
+    assert slim.name == model.name
+    for layer in model.layers:
+        new = slim.get_layer(layer.name).get_config()
+        old = layer.get_config()
+        for key in old:
+            if key.endswith("_initializer") or key in ("trainable", "activation", "use_bias"):
+                assert new[key] == old[key], (layer.name, key)
+    # the rebuild draws no random weights, but a re-initialised copy does
+    fresh = keras.models.clone_model(slim)
+    assert float(np.std(keras.ops.convert_to_numpy(fresh.get_layer("stem_conv").kernel))) > 0
+
+
 def test_bad_arguments_get_clear_errors():
     model = archs.vgg()
     with pytest.raises(ValueError, match=r"ratio=1.5 must be in \[0, 1\)"):
