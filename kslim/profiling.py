@@ -1,6 +1,7 @@
 """`profile`: parameters, FLOPs and activation memory of a Keras model, per layer and in total."""
 
 import collections
+import dataclasses
 import json
 import math
 import numbers
@@ -13,24 +14,31 @@ from kslim._internal.formatting import human as _human
 from kslim._internal.formatting import human_bytes as _human_bytes
 from kslim.pruning.handlers import get_handler
 
-LayerProfile = collections.namedtuple(
-    "LayerProfile", ["name", "class_name", "output_shape", "params", "flops", "activation_bytes"]
-)
-LayerProfile.__doc__ = """One layer call in a `Profile`.
+@dataclasses.dataclass(frozen=True)
+class LayerProfile:
+    """One layer call in a `Profile`.
 
-Attributes:
-    name: str, the layer's name; a layer inside a nested model is named
-        `"outer/inner"`.
-    class_name: str, the layer's class (`"Conv2D"`), or the operation's class
-        for a `keras.ops` call in a functional graph.
-    output_shape: tuple of int, the output shape with the batch axis set to
-        the profile's `batch_size`; a list of tuples for a layer with several
-        outputs.
-    params: int, the layer's weights (trainable and not); 0 on the second and
-        later calls of a shared layer, so the column sums to the total.
-    flops: int, 2 x multiply-accumulates of this call at `batch_size`.
-    activation_bytes: int, bytes of the call's output(s) at `batch_size`.
-"""
+    Attributes:
+        name: str, the layer's name; a layer inside a nested model is named
+            `"outer/inner"`.
+        class_name: str, the layer's class (`"Conv2D"`), or the operation's
+            class for a `keras.ops` call in a functional graph.
+        output_shape: tuple of int, the output shape with the batch axis set
+            to the profile's `batch_size`; a list of tuples for a layer with
+            several outputs.
+        params: int, the layer's weights (trainable and not); 0 on the second
+            and later calls of a shared layer, so the column sums to the total.
+        flops: int, 2 x multiply-accumulates of this call at `batch_size`.
+        activation_bytes: int, bytes of the call's output(s) at `batch_size`.
+    """
+
+    name: str
+    class_name: str
+    output_shape: tuple
+    params: int
+    flops: int
+    activation_bytes: int
+
 
 _Call = collections.namedtuple("_Call", ["name", "operation", "node", "inputs", "outputs"])
 
@@ -179,7 +187,7 @@ class Profile:
         """Returns the profile as plain Python data (for `json.dumps`)."""
         layers = []
         for r in self.layers:
-            record = r._asdict()
+            record = dataclasses.asdict(r)
             shape = r.output_shape
             record["output_shape"] = (
                 [list(s) for s in shape] if isinstance(shape, list) else list(shape)

@@ -68,12 +68,10 @@ class SparsityMonitor(keras.callbacks.Callback):
 
     def __init__(self, threshold=1e-2, ratio=0.5, log_dir=None, verbose=0):
         super().__init__()
-        threshold_value = float(threshold)
-        if not threshold_value > 0 or not np.isfinite(threshold_value):
-            raise ValueError(
-                f"SparsityMonitor got threshold={threshold!r}; it must be a finite number > 0, "
-                "the |gamma| below which a channel counts as zero (e.g. 1e-2)."
-            )
+        threshold_value = check_number(
+            "threshold", threshold, low=0, low_open=True, high=float("inf"), high_open=True,
+            where="SparsityMonitor", hint="the |gamma| below which a channel counts as zero (e.g. 1e-2)",
+        )
         ratio_value = check_number(
             "ratio", ratio, low=0, high=1, high_open=True, where="SparsityMonitor",
             hint="the fraction of channels that would be pruned (e.g. 0.5)",

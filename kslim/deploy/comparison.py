@@ -1,5 +1,7 @@
 """`compare`: baseline and pruned model side by side — params, FLOPs, size, latency, memory."""
 
+import dataclasses
+
 from kslim.deploy.measurement import measure
 
 
@@ -45,6 +47,7 @@ def compare(baseline, pruned, threads=(1, 2), runs=100, warmup=10, memory=True):
     )
 
 
+@dataclasses.dataclass
 class Comparison:
     """Two `Measurement`s and their parameter and FLOP counts, printable as a table.
 
@@ -55,11 +58,13 @@ class Comparison:
         flops: pair of int or None, FLOPs (2 x MACs, batch 1) of (baseline, pruned).
     """
 
-    def __init__(self, baseline, pruned, params=(None, None), flops=(None, None)):
-        self.baseline = baseline
-        self.pruned = pruned
-        self.params = tuple(params)
-        self.flops = tuple(flops)
+    baseline: object
+    pruned: object
+    params: tuple = (None, None)
+    flops: tuple = (None, None)
+
+    def __post_init__(self):
+        self.params, self.flops = tuple(self.params), tuple(self.flops)
 
     def to_dict(self):
         """Returns plain Python data: both measurements, params and FLOPs."""

@@ -1,5 +1,6 @@
 """`export`: write a Keras model as a SavedModel or TFLite file and prove it computes the same thing."""
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -235,24 +236,7 @@ def _tree_size(directory):
     )
 
 
-_FIELDS = (
-    "path",
-    "format",
-    "quantize",
-    "int8_io",
-    "size_bytes",
-    "ops",
-    "parity_data",
-    "num_samples",
-    "max_abs_diff",
-    "output_scale",
-    "tolerance",
-    "keras_accuracy",
-    "exported_accuracy",
-    "agreement",
-)
-
-
+@dataclasses.dataclass
 class ExportReport:
     """The result of `kslim.export`: file, size, operators and parity numbers.
 
@@ -282,16 +266,24 @@ class ExportReport:
     >>> print(report)
     """
 
-    def __init__(self, **fields):
-        unknown = set(fields) - set(_FIELDS)
-        if unknown:
-            raise TypeError(f"ExportReport got unknown fields {sorted(unknown)}; known: {list(_FIELDS)}.")
-        for name in _FIELDS:
-            setattr(self, name, fields.get(name))
+    path: str = None
+    format: str = None
+    quantize: str = None
+    int8_io: bool = None
+    size_bytes: int = None
+    ops: list = None
+    parity_data: str = None
+    num_samples: int = None
+    max_abs_diff: float = None
+    output_scale: float = None
+    tolerance: float = None
+    keras_accuracy: float = None
+    exported_accuracy: float = None
+    agreement: float = None
 
     def to_dict(self):
-        """Returns the fields as a plain dict (JSON-serialisable)."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        """Returns the fields as a plain dict (for `json.dumps`)."""
+        return dataclasses.asdict(self)
 
     def __repr__(self):
         return f"ExportReport(path={self.path!r}, format={self.format!r}, quantize={self.quantize!r})"

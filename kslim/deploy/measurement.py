@@ -1,5 +1,6 @@
 """`measure`: file size, single-image latency and run-time memory of a TFLite model on this CPU."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -182,20 +183,7 @@ def _peak_rss(path, threads):
     return int(result.stdout.strip().splitlines()[-1])
 
 
-_FIELDS = (
-    "name",
-    "path",
-    "size_bytes",
-    "input_shape",
-    "runs",
-    "warmup",
-    "latency_ms",
-    "memory_bytes",
-    "peak_rss_bytes",
-    "baseline_rss_bytes",
-)
-
-
+@dataclasses.dataclass
 class Measurement:
     """What `kslim.measure` found for one model.
 
@@ -221,16 +209,20 @@ class Measurement:
     >>> print(m)
     """
 
-    def __init__(self, **fields):
-        unknown = set(fields) - set(_FIELDS)
-        if unknown:
-            raise TypeError(f"Measurement got unknown fields {sorted(unknown)}; known: {list(_FIELDS)}.")
-        for name in _FIELDS:
-            setattr(self, name, fields.get(name))
+    name: str = None
+    path: str = None
+    size_bytes: int = None
+    input_shape: tuple = None
+    runs: int = None
+    warmup: int = None
+    latency_ms: dict = None
+    memory_bytes: int = None
+    peak_rss_bytes: int = None
+    baseline_rss_bytes: int = None
 
     def to_dict(self):
-        """Returns the fields as a plain dict (`json.dumps` writes the thread counts as str keys)."""
-        return {name: getattr(self, name) for name in _FIELDS}
+        """Returns the fields as a plain dict (for `json.dumps`)."""
+        return dataclasses.asdict(self)
 
     def rows(self):
         """Returns `[(label, value), ...]` strings: the table's rows, for side-by-side printing."""

@@ -1,6 +1,7 @@
 """`slim`: multi-pass network slimming (sparsity training, pruning, fine-tuning), resumable."""
 
 import contextlib
+import dataclasses
 import os
 import time
 
@@ -227,6 +228,7 @@ def slim(
     return job.execute(model, records)
 
 
+@dataclasses.dataclass
 class SlimResult:
     """What `kslim.slim` returns.
 
@@ -238,10 +240,9 @@ class SlimResult:
         run_dir: the run folder, or None.
     """
 
-    def __init__(self, model, records, run_dir):
-        self.model = model
-        self.records = records
-        self.run_dir = run_dir
+    model: object
+    records: list
+    run_dir: str = None
 
     def __str__(self):
         return _summary_line(self.records)

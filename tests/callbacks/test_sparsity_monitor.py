@@ -134,7 +134,7 @@ def test_model_without_scaling_factors_is_an_error():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError, match=r"threshold=0;"):
+    with pytest.raises(ValueError, match=r"SparsityMonitor: threshold=0.0 must be in \(0, inf\)"):
         kslim.callbacks.SparsityMonitor(threshold=0)
     for ratio in (1.5, 1.0, -0.1):
         with pytest.raises(ValueError, match=rf"SparsityMonitor: ratio={ratio} must be in \[0, 1\)"):
