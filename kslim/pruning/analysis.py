@@ -31,7 +31,7 @@ class Analysis:
                 f"exclude names layers {unknown} that are not in model '{model.name}'; "
                 f"valid names include {sorted(names)[:8]}..."
             )
-        self._anc = {}
+        self._anc, self._key_anc, self._costs = {}, {}, {}
         self.blocked = {}
         self.rescore()
         self._check_safety(set(exclude))
@@ -117,17 +117,21 @@ class Analysis:
         """Group roots that may be pruned, with their scores."""
         return {r: s for r, s in self.score.items() if r not in self.blocked}
 
+    def key_ancestors(self, key):
+        """The ancestor sets of every channel of a tensor (cached)."""
+        if key not in self._key_anc:
+            self._key_anc[key] = [self.ancestors(c) for c in self.graph.ids[key]]
+        return self._key_anc[key]
+
     def alive(self, key, pruned):
         """Positions of a tensor's channels that survive when `pruned` groups go."""
-        return [
-            j for j, c in enumerate(self.graph.ids[key]) if not (self.ancestors(c) & pruned)
-        ]
+        return [j for j, anc in enumerate(self.key_ancestors(key)) if anc.isdisjoint(pruned)]
 
     def units(self):
         """`(node index, [ancestor sets of its output channels])` for every layer with a width."""
         g = self.graph
         return [
-            (i, [self.ancestors(c) for c in g.ids[n.outputs[0]]])
+            (i, self.key_ancestors(n.outputs[0]))
             for i, n in enumerate(g.nodes)
             if n.role in ("producer", "scale")
         ]
@@ -175,6 +179,14 @@ class Analysis:
 
     def layer_costs(self, pruned):
         """dict node index -> (params, flops) of each layer with a width, after pruning."""
+        memo = frozenset(pruned)
+        if memo not in self._costs:
+            if len(self._costs) > 4:  # bisection asks for many sets; keep the last few
+                self._costs.pop(next(iter(self._costs)))
+            self._costs[memo] = self._layer_costs(pruned)
+        return self._costs[memo]
+
+    def _layer_costs(self, pruned):
         costs = {}
         for i, (ins, out) in self.layer_widths(pruned).items():
             node = self.graph.nodes[i]

@@ -29,9 +29,11 @@ class _UnionFind:
     def __init__(self):
         self.parent = []
 
-    def make(self):
-        self.parent.append(len(self.parent))
-        return len(self.parent) - 1
+    def make(self, n=1):
+        """Adds `n` singleton sets; returns their ids."""
+        start = len(self.parent)
+        self.parent.extend(range(start, start + n))
+        return list(range(start, start + n))
 
     def find(self, i):
         root = i
@@ -97,11 +99,8 @@ class Graph:
 
     # --- phase 1: propagate ids ------------------------------------------------
     def _new_ids(self, n, kind):
-        out = []
-        for _ in range(n):
-            out.append(self.uf.make())
-            self.kind.append(kind)
-        return out
+        self.kind.extend([kind] * n)
+        return self.uf.make(n)
 
     def _visit(self, node, n_calls):
         op = node.operation
@@ -129,7 +128,8 @@ class Graph:
         if kind == "producer":
             self.ids[outs[0]] = self._new_ids(_width(node.output_tensors[0].shape), ("raw", index))
         elif kind == "scale":
-            self.ids[outs[0]] = [self._child(index, p) for p in in_ids[0]]
+            self.kind.extend(("child", index, p) for p in in_ids[0])
+            self.ids[outs[0]] = self.uf.make(len(in_ids[0]))
         elif kind == "per_channel" or kind == "reshape":
             self.ids[outs[0]] = list(in_ids[0])
         elif kind == "flatten":
@@ -168,10 +168,6 @@ class Graph:
             return "flatten", None
         return "barrier", f"'{op.name}' reshapes {shape_in} to {shape_out}, mixing channels"
 
-    def _child(self, node_index, parent):
-        (child,) = self._new_ids(1, ("child", node_index, parent))
-        return child
-
     # --- phase 2: merge children that see their parent along a single path -----
     def _merge_children(self):
         carriers = collections.defaultdict(set)
@@ -187,9 +183,14 @@ class Graph:
                 len(self.consumers[k]) == 1 and k not in outputs for k in carriers[root]
             )
 
-        decisions = []
+        decisions, known = [], {}  # roots do not change until the unions below
         for i, kind in enumerate(self.kind):
-            if kind[0] == "child" and exclusive(self.uf.find(kind[2])):
+            if kind[0] != "child":
+                continue
+            root = self.uf.find(kind[2])
+            if root not in known:
+                known[root] = exclusive(root)
+            if known[root]:
                 decisions.append((i, kind[2]))
         self.merged = set()
         for child, parent in decisions:
