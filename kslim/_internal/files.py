@@ -36,10 +36,20 @@ def check_output(output, inputs=(), overwrite=False):
     """Refuses an output path that is one of the inputs, or that exists without `overwrite`."""
     output = os.fspath(output)
     for path in inputs:
-        if path is not None and os.path.abspath(output) == os.path.abspath(os.fspath(path)):
+        if path is not None and _same_file(output, os.fspath(path)):
             raise ValueError(f"The output {output} is an input file; choose another output path.")
     if os.path.lexists(output) and not overwrite:
         raise FileExistsError(f"{output} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
+
+
+def _same_file(a, b):
+    """Whether two paths name one file, through symbolic links and hard links too."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def write_atomic(path, write):

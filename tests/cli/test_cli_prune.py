@@ -99,3 +99,17 @@ def test_a_subclassed_model_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="subclassed model"):
         prune_file(path, tmp_path / "out.keras", budget=kslim.Budget(ratio=0.5), print_fn=None)
     assert not (tmp_path / "out.keras").exists()
+
+
+def test_overwrite_never_replaces_the_input_through_a_symlinked_folder(trained, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path, target_is_directory=True)
+    before = open(trained, "rb").read()
+    with pytest.raises(ValueError, match="is an input file"):
+        prune_file(trained, link / os.path.basename(trained), budget=kslim.Budget(ratio=0.5),
+                   overwrite=True, print_fn=None)
+    os.link(trained, tmp_path / "hard.keras")
+    with pytest.raises(ValueError, match="is an input file"):
+        prune_file(trained, tmp_path / "hard.keras", budget=kslim.Budget(ratio=0.5),
+                   overwrite=True, print_fn=None)
+    assert open(trained, "rb").read() == before
