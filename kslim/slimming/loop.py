@@ -15,8 +15,8 @@ from kslim.sparsity.attachment import attach
 from kslim.sparsity.attachment import detach
 from kslim.callbacks.sparsity_monitor import SparsityMonitor
 from kslim.profiling import profile
-from kslim.pruning.planner import plan as make_plan
-from kslim.pruning.pruner import prune
+from kslim.pruning.budget import Budget
+from kslim.pruning.pruner import prune_and_plan
 from kslim.training.recipe import Recipe
 from kslim._internal.checks import check_int, check_number
 from kslim._internal.formatting import fewer as _fewer
@@ -358,9 +358,10 @@ class _Job:
 
     def _pruned(self, model, k):
         start = time.perf_counter()
-        plan = make_plan(model, ratio=self.ratio, max_layer_ratio=self.max_layer_ratio, **self.plan_args)
+        budget = Budget(ratio=self.ratio, max_layer_ratio=self.max_layer_ratio, **self.plan_args)
         with self.scope():
-            pruned = detach(prune(model, plan=plan, compensate=self.compensate))
+            plan, pruned = prune_and_plan(model, budget=budget, compensate=self.compensate)
+            detach(pruned)
         self.compile(pruned, self.finetune_epochs)
         seconds = time.perf_counter() - start
         self.folder.write_text(f"pass{k}/plan.json", plan.to_json())
@@ -373,6 +374,7 @@ class _Job:
             plan=None if self.folder.path is None else f"pass{k}/plan.json",
             threshold=float(plan.threshold),
             pass_pruned_fraction=float(plan.pruned_fraction),
+            channels=plan.factors[0] - plan.factors[1],  # folded masks leave no factor to count
         )
         return pruned
 
@@ -415,7 +417,13 @@ class _Job:
 
     def record(self, model, k, phase, seconds, checkpoint, **extra):
         cost = profile(model)
-        channels = sum(int(np.prod(v.shape)) for _, v in scaling_factors(model))
+        channels = extra.pop("channels", None)
+        if channels is None:
+            channels = sum(int(np.prod(v.shape)) for _, v in scaling_factors(model))
+            if not channels and self.folder.records:
+                # A model whose ChannelMasks were folded into its weights keeps the channels the
+                # last prune left, though nothing scores them any more.
+                channels = self.folder.records[-1]["channels"]
         start = self.folder.records[0]["channels"] if self.folder.records else channels
         accuracy = None
         if self.test_data is not None:

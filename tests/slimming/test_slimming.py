@@ -230,3 +230,15 @@ def test_missing_matplotlib_is_named_before_training(data, tmp_path, monkeypatch
     with pytest.raises(ImportError, match="plots=False"):
         kslim.slim(_model(), data[0], run_dir=tmp_path / "run", **_args())
     assert not (tmp_path / "run").exists()
+
+
+def test_a_masked_model_reports_the_channels_it_keeps(data):
+    # Yang et al.'s masks fold away when pruned: the records count what the plan kept, not 0.
+    train, test = data
+    model = kslim.models.get("mlp", widths=[32, 16], batchnorm=False, channel_masks=True)
+    result = kslim.slim(model, train, test, **_args(passes=1, ratio=0.5))
+    by_phase = {r["phase"]: r for r in result.records}
+    assert by_phase["initial"]["channels"] == 48
+    assert by_phase["pruned"]["channels"] == by_phase["finetuned"]["channels"] == 24
+    assert by_phase["finetuned"]["pruned_fraction"] == 0.5
+    assert "channels 48 -> 24" in str(result)
