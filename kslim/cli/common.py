@@ -84,8 +84,11 @@ def build_model(model, data_info, reinitialize=False):
             f"{', '.join(models.list_models())}."
         )
     accepted = inspect.signature(models.builder(model)).parameters
+    # vgg19(num_classes, input_shape, **kwargs) passes gamma_init on to vgg(): a builder that takes
+    # **kwargs takes it too.
+    forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     kwargs = {}
-    if "gamma_init" in accepted:
+    if "gamma_init" in accepted or forwards:
         kwargs["gamma_init"] = 0.5
     elif "channel_masks" in accepted:
         kwargs["channel_masks"] = True

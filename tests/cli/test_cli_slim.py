@@ -201,3 +201,12 @@ def test_only_the_chief_worker_writes_to_run_dir():
     assert _commands.worker_suffix(strategy("worker", 0, {"worker": ["a", "b"]})) == ""
     assert _commands.worker_suffix(strategy("worker", 1, {"worker": ["a", "b"]})) == "-worker1"
     assert _commands.worker_suffix(strategy("worker", 0, {"chief": ["c"], "worker": ["a"]})) == "-worker0"
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet32", "mlp"])
+def test_command_line_zoo_models_start_with_the_papers_gamma(name):
+    from kslim.cli.common import build_model
+
+    model = build_model(name, {"num_classes": 10, "image_shape": (28, 28, 1) if name == "mlp" else (32, 32, 3)})
+    gammas = np.concatenate([np.asarray(v) for _, v in kslim.scaling_factors(model)])
+    assert np.all(gammas == 0.5), name
