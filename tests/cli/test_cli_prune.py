@@ -113,3 +113,11 @@ def test_overwrite_never_replaces_the_input_through_a_symlinked_folder(trained, 
         prune_file(trained, tmp_path / "hard.keras", budget=kslim.Budget(ratio=0.5),
                    overwrite=True, print_fn=None)
     assert open(trained, "rb").read() == before
+
+
+@pytest.mark.parametrize("command", ["kslim-prune", "kslim-train", "kslim-slim", "kslim-info", "kslim-export"])
+def test_help_prints_the_usage_and_exits_0(command):
+    path = os.path.join(os.path.dirname(BIN), command)
+    result = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "Usage:" in result.stdout and "--model" in result.stdout
