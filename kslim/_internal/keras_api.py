@@ -29,8 +29,16 @@ def functional_graph(model):
     """The functional graph of a model: itself, or the one a built Sequential keeps.
 
     Raises:
+        TypeError: for something that is not a `keras.Model` (a path, a layer).
         ValueError: for an unbuilt Sequential or a subclassed model.
     """
+    if not isinstance(model, keras.Model):
+        hint = (
+            "load the file first with keras.saving.load_model(path) (or use the kslim-prune command)"
+            if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")
+            else "wrap layers in a functional model, keras.Model(inputs, outputs)"
+        )
+        raise TypeError(f"Expected a keras.Model, got {type(model).__name__} {model!r}; {hint}.")
     if isinstance(model, keras.Sequential):
         # A built Sequential keeps a Functional twin in `_functional`; there is no public accessor.
         graph = getattr(model, "_functional", None)

@@ -75,3 +75,10 @@ def test_plan_and_prune_take_a_budget_object():
     assert slim.count_params() == a.params[1]
     with pytest.raises(ValueError, match=r"not both; got budget and \['ratio'\]"):
         kslim.plan(model, ratio=0.4, budget=budget)
+
+
+def test_a_path_or_a_string_ratio_gets_a_clear_error():
+    with pytest.raises(TypeError, match=r"got str 'x.keras'; load the file first with keras.saving.load_model"):
+        kslim.prune("x.keras", ratio=0.5)
+    with pytest.raises(TypeError, match=r"ratio must be a number, got str '0.5'"):
+        kslim.prune(archs.vgg(), ratio="0.5")
