@@ -20,6 +20,7 @@ def prune(
     compensate=True,
     rebalance=True,
     budget=None,
+    keep_penalty=False,
 ):
     """Returns a new, physically narrower copy of `model` without its weakest channels.
 
@@ -62,6 +63,10 @@ def prune(
             each chain of linear layers (default True); no effect on models
             without masks.
         budget: a `kslim.Budget` instead of the budget arguments.
+        keep_penalty: bool, keep the sparsity penalties that `kslim.attach`
+            set on the scaling factors. By default the pruned model has none,
+            so that fine-tuning trains without the penalty, as in the paper;
+            `kslim.attach` it again for another pass of sparsity training.
 
     Returns:
         A new `keras.Model` (a `keras.Sequential` for a Sequential input).
@@ -81,9 +86,14 @@ def prune(
                              min_channels, round_to, max_layer_ratio, exclude)
     elif any(v is not None for v in (ratio, threshold, flops_target, params_target)):
         budget = "given"  # refused below
-    return prune_and_plan(
+    slim = prune_and_plan(
         model, budget=budget, plan=plan, compensate=compensate, rebalance=rebalance
     )[1]
+    if not keep_penalty:
+        from kslim.sparsity.attachment import detach  # imported here: sparsity imports pruning
+
+        detach(slim)
+    return slim
 
 
 def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=True):

@@ -315,6 +315,16 @@ def test_pruned_layers_keep_their_names_initializers_and_trainable_flags():
     assert float(np.std(keras.ops.convert_to_numpy(fresh.get_layer("stem_conv").kernel))) > 0
 
 
+def test_the_pruned_model_fine_tunes_without_the_penalty_unless_asked():
+    model = kslim.attach(sparsify(archs.vgg()), lam=1e-3)
+    slim = kslim.prune(model, threshold=1e-6)
+    assert not [v for _, v in kslim.scaling_factors(slim) if v.regularizer is not None]
+    assert not slim.losses
+    kept = kslim.prune(model, threshold=1e-6, keep_penalty=True)
+    assert all(v.regularizer is not None for _, v in kslim.scaling_factors(kept))
+    assert all(v.regularizer is not None for _, v in kslim.scaling_factors(model))  # untouched
+
+
 def test_bad_arguments_get_clear_errors():
     model = archs.vgg()
     with pytest.raises(ValueError, match=r"ratio=1.5 must be in \[0, 1\)"):
