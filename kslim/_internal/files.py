@@ -58,14 +58,32 @@ def write_atomic(path, write):
     A failure leaves no file behind. The temporary file keeps `path`'s
     extension, since Keras picks the format from it.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kslim-", suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
+    write_all_atomic([(path, write)])
+
+
+def write_all_atomic(jobs):
+    """Writes several files so that either all of them appear or none does.
+
+    Each `(path, write)` job writes a temporary file beside its path; only
+    when every write has succeeded are they renamed into place. A failure
+    (a missing or read-only folder, a full disk) leaves no file behind and
+    every existing file as it was.
+    """
+    staged = []
     try:
-        os.remove(tmp)  # Keras refuses to overwrite some paths; let it create the file
-        write(tmp)
-        os.replace(tmp, path)
+        for path, write in jobs:
+            path = os.fspath(path)
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(f"Cannot write {path}: the folder {folder} does not exist.")
+            fd, tmp = tempfile.mkstemp(prefix=".kslim-", suffix=os.path.splitext(path)[1], dir=folder)
+            os.close(fd)
+            os.remove(tmp)  # Keras refuses to overwrite some paths; let it create the file
+            staged.append((tmp, path))
+            write(tmp)
+        for tmp, path in staged:
+            os.replace(tmp, path)
     finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
+        for tmp, _ in staged:
+            if os.path.lexists(tmp):
+                os.remove(tmp)

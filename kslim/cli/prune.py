@@ -68,9 +68,10 @@ def prune_file(
             plan = Plan.from_json(f.read())
     model = _files.load_model(model_path)
     plan, slim = prune_and_plan(model, budget=budget, plan=plan, compensate=compensate)
-    _files.write_atomic(output, slim.save)
+    jobs = [(output, slim.save)]
     if save_plan is not None:
-        _files.write_atomic(save_plan, lambda path: _write_text(path, plan.to_json()))
+        jobs.append((save_plan, lambda path: _write_text(path, plan.to_json())))
+    _files.write_all_atomic(jobs)  # the model and its plan, or neither
     if print_fn is not None:
         print_fn(plan.summary(print_fn=False))
         print_fn(f"wrote {output} ({os.path.getsize(output) / 1e6:.2f} MB)")

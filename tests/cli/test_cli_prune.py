@@ -121,3 +121,11 @@ def test_help_prints_the_usage_and_exits_0(command):
     result = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-500:]
     assert "Usage:" in result.stdout and "--model" in result.stdout
+
+
+def test_a_failed_plan_write_leaves_no_model_behind(trained, tmp_path):
+    out = tmp_path / "slim.keras"
+    with pytest.raises(FileNotFoundError, match="missing"):
+        prune_file(trained, out, budget=kslim.Budget(ratio=0.5),
+                   save_plan=tmp_path / "missing" / "plan.json", print_fn=None)
+    assert sorted(os.listdir(tmp_path)) == ["trained.keras"]
