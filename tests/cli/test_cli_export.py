@@ -116,3 +116,14 @@ def test_export_file_saved_model_with_dataset(tmp_path, keras_file):
     assert report.num_samples == 300 and report.parity_data == "validation_data"
     assert report.keras_accuracy == report.exported_accuracy > 0.8
     assert (tmp_path / "saved" / "saved_model.pb").exists()
+
+
+def test_a_bad_benchmark_flag_fails_before_the_file_is_written(keras_file, tmp_path):
+    out = tmp_path / "m.tflite"
+    result = subprocess.run(
+        [sys.executable, str(BIN), "--model", str(keras_file), "--output", str(out), "--benchmark",
+         "--runs", "0"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode != 0 and "--runs must be an integer >= 1" in result.stderr
+    assert not out.exists()
