@@ -38,6 +38,11 @@ def check_output(output, inputs=(), overwrite=False):
     for path in inputs:
         if path is not None and _same_file(output, os.fspath(path)):
             raise ValueError(f"The output {output} is an input file; choose another output path.")
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"Cannot write {output}: the folder {folder} does not exist; create it first."
+        )
     if os.path.lexists(output) and not overwrite:
         raise FileExistsError(f"{output} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
 

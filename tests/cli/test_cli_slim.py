@@ -210,3 +210,13 @@ def test_command_line_zoo_models_start_with_the_papers_gamma(name):
     model = build_model(name, {"num_classes": 10, "image_shape": (28, 28, 1) if name == "mlp" else (32, 32, 3)})
     gammas = np.concatenate([np.asarray(v) for _, v in kslim.scaling_factors(model)])
     assert np.all(gammas == 0.5), name
+
+
+def test_train_file_checks_its_output_folder_before_training(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match=r"the folder .*missing does not exist"):
+        train_file(model="mlp", data="mnist", output=tmp_path / "missing" / "out.keras", epochs=1)
+    assert time.perf_counter() - start < 5  # refused before any data is read or any epoch runs
+    assert os.listdir(tmp_path) == []
