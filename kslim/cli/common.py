@@ -97,14 +97,35 @@ def build_model(model, data_info, reinitialize=False):
     )
 
 
+_PAPER_DATASETS = ("cifar100", "cifar10", "svhn", "mnist", "imagenet")  # cifar100 before cifar10
+
+
+def dataset_kind(data):
+    """Which of the paper's datasets `data` is, for its recipe: from the name, else the images.
+
+    `mnist`, `../shared/data/mnist.npz` and `mnist-train.tar.gz` are all MNIST;
+    a file named otherwise with 28x28x1 images is MNIST too. Anything else is
+    taken as CIFAR-like (the paper's default).
+    """
+    stem = os.path.basename(os.fspath(data)).lower()
+    for kind in _PAPER_DATASETS:
+        if kind in stem:
+            return kind
+    try:
+        from kslim import data as datasets
+
+        if tuple(datasets.info(data)["image_shape"]) == (28, 28, 1):
+            return "mnist"
+    except (ValueError, OSError, KeyError):
+        pass
+    return "cifar10"
+
+
 def recipe_for(data, epochs=None, batch_size=None, lr=None):
-    """The paper's recipe for a dataset name (CIFAR's for any other data), with overrides."""
+    """The paper's recipe for the kind of data (`dataset_kind`), with overrides."""
     from kslim.training import recipe
 
-    try:
-        base = recipe.paper(os.path.basename(os.fspath(data)))
-    except ValueError:
-        base = recipe.Recipe()
+    base = recipe.paper(dataset_kind(data))
     changes = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     return base.replace(**{k: v for k, v in changes.items() if v is not None})
 

@@ -84,6 +84,10 @@ def slim_run(
     run_dir = os.fspath(run_dir) + _commands.worker_suffix(strategy_obj)
     recipe = _commands.recipe_for(data, None, batch_size, lr)
     train, test, info = _commands.load_data(data, recipe.batch_size, limit)
+    if verbose:
+        print(f"recipe: the paper's {_commands.dataset_kind(data)} schedule, {recipe.epochs} epochs "
+              f"at batch {recipe.batch_size}, lr {recipe.lr:g} (override with epochs, batch_size, lr)",
+              flush=True)
     with _commands.scope(strategy_obj):
         net = _commands.build_model(model, info)
 

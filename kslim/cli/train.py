@@ -99,6 +99,10 @@ def train_file(
     strategy_obj = _commands.get_strategy(strategy)
     recipe = _commands.recipe_for(data, epochs, batch_size, lr)
     train, test, info = _commands.load_data(data, recipe.batch_size, limit)
+    if verbose:
+        print(f"recipe: the paper's {_commands.dataset_kind(data)} schedule, {recipe.epochs} epochs "
+              f"at batch {recipe.batch_size}, lr {recipe.lr:g} (override with epochs, batch_size, lr)",
+              flush=True)
 
     from kslim.sparsity.attachment import attach, detach
     from kslim.callbacks import SparsityMonitor

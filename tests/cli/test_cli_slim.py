@@ -3,6 +3,7 @@
 import inspect
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -220,3 +221,15 @@ def test_train_file_checks_its_output_folder_before_training(tmp_path):
         train_file(model="mlp", data="mnist", output=tmp_path / "missing" / "out.keras", epochs=1)
     assert time.perf_counter() - start < 5  # refused before any data is read or any epoch runs
     assert os.listdir(tmp_path) == []
+
+
+def test_the_recipe_follows_the_data_not_how_it_is_named():
+    from kslim.cli.common import dataset_kind, recipe_for
+
+    SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
+    mnist = recipe_for("mnist")
+    for data in ("mnist", os.fspath(SHARED / "mnist.npz")):
+        assert dataset_kind(data) == "mnist"
+        assert recipe_for(data).epochs == mnist.epochs and recipe_for(data).batch_size == mnist.batch_size
+    assert dataset_kind(os.fspath(SHARED / "cifar10-jpeg.tar.gz")) == "cifar10"
+    assert recipe_for(os.fspath(SHARED / "cifar10-jpeg.tar.gz")).epochs == 160
