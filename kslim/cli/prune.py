@@ -64,10 +64,19 @@ def prune_file(
     if plan is not None:
         if not os.path.isfile(plan):
             raise FileNotFoundError(f"No plan file at '{plan}'; check the plan's path.")
-        with open(plan) as f:
-            plan = Plan.from_json(f.read())
+        plan_path = plan
+        with open(plan_path) as f:
+            try:
+                plan = Plan.from_json(f.read())
+            except ValueError as error:
+                raise ValueError(f"{plan_path}: {error}") from None
     model = _files.load_model(model_path)
-    plan, slim = prune_and_plan(model, budget=budget, plan=plan, compensate=compensate)
+    try:
+        plan, slim = prune_and_plan(model, budget=budget, plan=plan, compensate=compensate)
+    except ValueError as error:
+        if budget is None:  # the plan does not fit the model: name the plan's file
+            raise ValueError(f"{plan_path}: {error}") from None
+        raise
     jobs = [(output, slim.save)]
     if save_plan is not None:
         jobs.append((save_plan, lambda path: _write_text(path, plan.to_json())))

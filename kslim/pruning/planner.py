@@ -111,6 +111,12 @@ class Plan:
                 f"Not a kslim plan: expected a JSON object with format '{_FORMAT}', "
                 "as written by Plan.to_json()."
             )
+        missing = [k for k in ("model_name", "layers", "budget", "threshold", "params", "flops",
+                               "factors") if k not in data]
+        if missing:
+            raise ValueError(f"Not a complete kslim plan: it has no {', '.join(map(repr, missing))}.")
+        if not isinstance(data["layers"], dict):
+            raise ValueError("Not a kslim plan: 'layers' must map layer names to records.")
         return cls(
             data["model_name"],
             data["layers"],

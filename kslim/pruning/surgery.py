@@ -38,6 +38,11 @@ def pruned_groups(analysis, plan):
                 f"has {len(ids)}; the plan was made for a different model."
             )
         for j in rec.get("zeroed") or ():
+            if not isinstance(j, int) or not 0 <= j < len(ids):
+                raise ValueError(
+                    f"The plan prunes channel {j!r} of layer '{name}', which has channels 0 to "
+                    f"{len(ids) - 1}; the plan was made for a different model or edited by hand."
+                )
             root = g.group(ids[j])
             if root not in allowed:
                 why = analysis.blocked.get(root, "no scaling factor scores it")

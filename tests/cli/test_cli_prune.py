@@ -129,3 +129,20 @@ def test_a_failed_plan_write_leaves_no_model_behind(trained, tmp_path):
         prune_file(trained, out, budget=kslim.Budget(ratio=0.5),
                    save_plan=tmp_path / "missing" / "plan.json", print_fn=None)
     assert sorted(os.listdir(tmp_path)) == ["trained.keras"]
+
+
+def test_a_broken_plan_file_is_a_one_line_error_naming_it(trained, tmp_path):
+    good = tmp_path / "good.json"
+    prune_file(trained, tmp_path / "a.keras", budget=kslim.Budget(ratio=0.3), save_plan=good, print_fn=None)
+    data = json.loads(good.read_text())
+    no_layers = tmp_path / "no_layers.json"
+    no_layers.write_text(json.dumps({k: v for k, v in data.items() if k != "layers"}))
+    with pytest.raises(ValueError, match=r"no_layers.json: Not a complete kslim plan: it has no 'layers'"):
+        prune_file(trained, tmp_path / "b.keras", plan=str(no_layers), print_fn=None)
+    name = next(n for n, rec in data["layers"].items() if rec.get("zeroed"))
+    data["layers"][name]["zeroed"][0] = 10_000
+    bad_index = tmp_path / "bad_index.json"
+    bad_index.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=rf"bad_index.json: The plan prunes channel 10000 of layer '{name}'"):
+        prune_file(trained, tmp_path / "c.keras", plan=str(bad_index), print_fn=None)
+    assert not (tmp_path / "b.keras").exists() and not (tmp_path / "c.keras").exists()
