@@ -1,6 +1,7 @@
 """`kslim.plan`: which channels of which layers go, as data you can print, save and re-apply."""
 
 import json
+import warnings
 
 from kslim.pruning.handlers import get_handler
 from kslim.pruning.analysis import Analysis
@@ -238,7 +239,26 @@ def decide(analysis, budget):
     else:
         pruned, t = _search(analysis, scores, kind, value, floors)
     pruned = analysis.apply_floors(pruned, **floors)
-    return _make_plan(model, analysis, pruned, {kind: value}, t), pruned
+    result = _make_plan(model, analysis, pruned, {kind: value}, t)
+    _warn_degenerate(result, floors["min_channels"])
+    return result, pruned
+
+
+def _warn_degenerate(plan, min_channels):
+    """Warns about layers cut down to their floor: such a network rarely recovers in fine-tuning."""
+    floored = [
+        f"'{name}' {rec['channels'][0]} -> {rec['channels'][1]}"
+        for name, rec in plan.layers.items()
+        if rec["channels"][1] <= min_channels < rec["channels"][0] // 4
+        and rec["out"] is not None and rec["zeroed"] is None  # the producers, not their BNs
+    ]
+    if floored:
+        warnings.warn(
+            f"The plan cuts {len(floored)} layer(s) down to min_channels={min_channels}: "
+            f"{', '.join(floored[:5])}{' ...' if len(floored) > 5 else ''}. Such layers rarely "
+            "recover in fine-tuning: lower the ratio, raise min_channels, or set max_layer_ratio.",
+            stacklevel=3,
+        )
 
 
 def _search(analysis, scores, kind, target, floors):

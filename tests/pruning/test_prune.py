@@ -325,6 +325,22 @@ def test_the_pruned_model_fine_tunes_without_the_penalty_unless_asked():
     assert all(v.regularizer is not None for _, v in kslim.scaling_factors(model))  # untouched
 
 
+def test_a_prune_that_leaves_a_layer_only_its_floor_warns():
+    model = archs.vgg()
+    rng = np.random.default_rng(0)
+    for layer, variable in kslim.scaling_factors(model):  # block6 is far weaker than the rest
+        scale = 1e-3 if layer.name == "block6_bn" else 1.0
+        variable.assign((scale * rng.uniform(0.5, 1.0, variable.shape[0])).astype("float32"))
+    with pytest.warns(UserWarning, match=r"cuts 1 layer\(s\) down to min_channels=1: 'block6_conv' 64 -> 1\."):
+        kslim.plan(model, ratio=0.33)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        kslim.plan(model, ratio=0.33, min_channels=16)  # a floor of a quarter is not degenerate
+        kslim.plan(model, ratio=0.2)
+
+
 def test_bad_arguments_get_clear_errors():
     model = archs.vgg()
     with pytest.raises(ValueError, match=r"ratio=1.5 must be in \[0, 1\)"):
