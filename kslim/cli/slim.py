@@ -85,9 +85,10 @@ def slim_run(
     recipe = _commands.recipe_for(data, None, batch_size, lr)
     train, test, info = _commands.load_data(data, recipe.batch_size, limit)
     if verbose:
-        print(f"recipe: the paper's {_commands.dataset_kind(data)} schedule, {recipe.epochs} epochs "
-              f"at batch {recipe.batch_size}, lr {recipe.lr:g} (override with epochs, batch_size, lr)",
-              flush=True)
+        print(f"recipe: the paper's {_commands.dataset_kind(data)} schedule at batch "
+              f"{recipe.batch_size}, lr {recipe.lr:g}; {epochs} epochs of sparsity training and "
+              f"{finetune_epochs} of fine-tuning per pass (override with batch_size, lr, epochs, "
+              "finetune_epochs)", flush=True)
     with _commands.scope(strategy_obj):
         net = _commands.build_model(model, info)
 
