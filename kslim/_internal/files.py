@@ -1,7 +1,14 @@
 """Reading and writing model files for kslim's commands: safe loading, atomic saving."""
 
 import os
+import re
+import shutil
 import tempfile
+
+# Every temporary file or folder kslim makes is named `.kslim-<pid>-<random><suffix>`: when the
+# process that made it is gone (killed during a write), the next write into the same folder
+# removes it.
+_TEMP = re.compile(r"^\.kslim-(\d+)-")
 
 
 def load_model(path):
@@ -81,9 +88,7 @@ def write_all_atomic(jobs):
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise FileNotFoundError(f"Cannot write {path}: the folder {folder} does not exist.")
-            fd, tmp = tempfile.mkstemp(prefix=".kslim-", suffix=os.path.splitext(path)[1], dir=folder)
-            os.close(fd)
-            os.remove(tmp)  # Keras refuses to overwrite some paths; let it create the file
+            tmp = temp_path(folder, suffix=os.path.splitext(path)[1])
             staged.append((tmp, path))
             write(tmp)
         for tmp, path in staged:
@@ -92,3 +97,51 @@ def write_all_atomic(jobs):
         for tmp, _ in staged:
             if os.path.lexists(tmp):
                 os.remove(tmp)
+
+
+def temp_path(folder, suffix="", directory=False):
+    """A new temporary name in `folder` (a folder is created when `directory`), after cleaning up.
+
+    Stale temporary files and folders that killed kslim processes left in
+    `folder` are removed first (`clean_stale`). A file's name is returned
+    unused (Keras refuses to overwrite some paths); a folder is created.
+    """
+    clean_stale(folder)
+    prefix = f".kslim-{os.getpid()}-"
+    if directory:
+        return tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    os.remove(tmp)
+    return tmp
+
+
+def clean_stale(folder):
+    """Removes the `.kslim-<pid>-*` temporaries in `folder` whose process no longer runs."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.remove(entry.path)
+        except OSError:
+            pass  # another process cleaned it, or it is not ours to remove
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True

@@ -9,9 +9,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
+
+from kslim._internal import files as _files
 
 
 def cache_dir():
@@ -49,9 +50,9 @@ def file_fingerprint(path):
 def save_npy(path, array):
     """Writes `array` to `path` atomically (temporary file, then rename)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy.tmp")
+    tmp = _files.temp_path(os.path.dirname(path), suffix=".npy.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
@@ -70,9 +71,9 @@ def load_npy(path):
 def save_json(path, value):
     """Writes `value` as JSON to `path` atomically."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".json.tmp")
+    tmp = _files.temp_path(os.path.dirname(path), suffix=".json.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(value, f)
         os.replace(tmp, path)
     except BaseException:

@@ -12,8 +12,8 @@ paths, no `..`, no links out of the folder, no device files.
 import os
 import shutil
 import tarfile
-import tempfile
 
+from kslim._internal import files as _files
 from kslim.data import _cache
 
 EXTENSIONS = (".tar.gz", ".tgz", ".tar")
@@ -46,7 +46,7 @@ def extract(path):
         return target
     os.makedirs(os.path.dirname(target), exist_ok=True)
     # Extract beside the target and rename, so a crash never leaves a partial folder that looks done.
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".extracting-")
+    tmp = _files.temp_path(os.path.dirname(target), suffix=".extracting", directory=True)
     try:
         try:
             with tarfile.open(path) as tar:

@@ -2,9 +2,12 @@
 
 import os
 import re
+import shutil
 import tempfile
 
 import numpy as np
+
+from kslim._internal import files as _files
 
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 
@@ -27,7 +30,8 @@ def _tflite_bytes(model, quantize, representative_x, int8_io=False):
     """
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory(prefix="kslim-export-") as tmp:
+    tmp = _files.temp_path(tempfile.gettempdir(), directory=True)
+    try:
         saved = os.path.join(tmp, "saved_model")
         _write_saved_model(model, saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
@@ -57,6 +61,8 @@ def _tflite_bytes(model, quantize, representative_x, int8_io=False):
                 "replace the layer that uses them (often a Lambda or a custom layer) with standard "
                 "Keras layers."
             ) from error
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _diagnose(error):

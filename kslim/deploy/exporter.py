@@ -3,10 +3,10 @@
 import dataclasses
 import os
 import shutil
-import tempfile
 
 import keras
 
+from kslim._internal import files as _files
 from kslim.deploy import convert as _convert
 from kslim.deploy import samples as _samples
 from kslim.deploy import parity as _parity
@@ -129,7 +129,7 @@ def export(
 
     y_keras = _parity._run_keras(model, x)
     directory = os.path.dirname(path) or "."
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    staging = _files.temp_path(directory, suffix=".tmp", directory=True)
     try:
         staged = os.path.join(staging, os.path.basename(path))
         if format == "tflite":

@@ -2,12 +2,15 @@
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from kslim._internal import files as _files
 
 
 # Runs in a fresh interpreter so that its peak RSS holds LiteRT and the model only (no TensorFlow,
@@ -92,10 +95,13 @@ def measure(path_or_model, threads=(1, 2), runs=100, warmup=10, memory=True):
         )
     from kslim.deploy.exporter import export
 
-    with tempfile.TemporaryDirectory(prefix="kslim-measure-") as tmp:
+    tmp = _files.temp_path(tempfile.gettempdir(), directory=True)
+    try:
         path = os.path.join(tmp, f"{path_or_model.name}.tflite")
         export(path_or_model, path)
         result = _measure_file(path, threads, runs, warmup, memory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     result.path = None
     result.name = path_or_model.name
     return result

@@ -3,7 +3,9 @@
 import contextlib
 import dataclasses
 import os
+import shutil
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -309,11 +311,11 @@ class _Job:
                 f"{done}, not a start of {sequence}; delete {self.folder.path} to start over."
             )
         with self.scope():
-            if records and records[-1]["checkpoint"]:
-                current = self.folder.load_model(records[-1]["checkpoint"])
-            else:
+            current = self._last_good(records)
+            if current is None:
                 current = keras.models.clone_model(model)
                 current.set_weights(model.get_weights())
+        done = done[: len(records)]
         if len(done) == len(sequence):
             self.say(f"run_dir {self.folder.path} holds a finished run; loading its final model")
             self.compile(current, self.finetune_epochs)
@@ -330,6 +332,22 @@ class _Job:
 
             plotting.plot_run(self.folder.path)
         return SlimResult(current, self.folder.records, self.folder.path)
+
+    def _last_good(self, records):
+        """The model of the last phase whose checkpoint loads; damaged ones are dropped, to redo."""
+        while records and records[-1]["checkpoint"]:
+            try:
+                return self.folder.load_model(records[-1]["checkpoint"])
+            except (ValueError, OSError) as error:
+                record = records[-1]
+                warnings.warn(
+                    f"{self.folder.join(record['checkpoint'])} is damaged ({_first_line(error)}); "
+                    f"discarding it and running {_LABELS.get(record['phase'], record['phase'])} of "
+                    f"pass {record['pass']} again.",
+                    stacklevel=4,
+                )
+                self.folder.drop_last()
+        return None
 
     # Phases. Each returns the model it ends with and records itself.
 
@@ -401,6 +419,15 @@ class _Job:
         callbacks = list(extra)
         if self.folder.path is not None:
             backup = self.folder.join(f"pass{k}/{name}.backup")
+            damage = _run_dir.backup_damage(backup) if os.path.isdir(backup) else None
+            if damage is not None:
+                warnings.warn(
+                    f"The mid-phase backup {backup} is damaged ({damage}); discarding it and "
+                    f"starting {_LABELS['finetuned' if name == 'finetune' else name]} of pass {k} "
+                    "again from the last finished phase.",
+                    stacklevel=4,
+                )
+                shutil.rmtree(backup)
             resuming = os.path.isdir(backup)
             os.makedirs(self.folder.join(f"pass{k}"), exist_ok=True)
             callbacks += [
@@ -455,6 +482,11 @@ class _Job:
     def say(self, text):
         if self.verbose:
             print(text, flush=True)
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _gammas(model):

@@ -18,6 +18,7 @@ write nothing.
 import io
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -77,6 +78,12 @@ class RunDir:
         if self.path is not None:
             self.write_text(METRICS_FILE, self._metrics_json())
 
+    def drop_last(self):
+        """Forgets the last record (its checkpoint is damaged), so that its phase runs again."""
+        self.records.pop()
+        if self.path is not None:
+            self.write_text(METRICS_FILE, self._metrics_json())
+
     def save_model(self, relative, model):
         if self.path is not None:
             self._makedirs(relative)
@@ -113,11 +120,17 @@ class RunDir:
         path = os.path.join(self.path, METRICS_FILE)
         if not os.path.isfile(path):
             return []
-        data = _read_json(path, METRICS_FILE, self.path)
+        try:
+            data = _read_json(path, METRICS_FILE, self.path)
+        except ValueError as error:
+            data = str(error)
         if not isinstance(data, dict) or data.get("format") != _METRICS_FORMAT:
-            raise ValueError(
-                f"{path} is not a kslim metrics file; delete {self.path} to start over."
+            reason = data if isinstance(data, str) else "it is not a kslim metrics file"
+            warnings.warn(
+                f"{path} is damaged ({reason}); discarding it and running every phase again.",
+                stacklevel=4,
             )
+            return []
         return list(data.get("records", []))
 
 
@@ -135,6 +148,46 @@ def read_metrics(path):
     if not isinstance(data, dict) or data.get("format") != _METRICS_FORMAT:
         raise ValueError(f"{file} is not a kslim metrics file.")
     return list(data.get("records", []))
+
+
+def backup_damage(folder):
+    """Why a Keras `BackupAndRestore` folder cannot be resumed from, or None when it is whole.
+
+    A process killed while Keras writes its backup leaves a truncated
+    `latest.weights.h5` or `training_metadata.json`; Keras would fail on it at
+    every later attempt. Every weight array is read, so truncated data is
+    found as well as a truncated header.
+    """
+    import h5py
+
+    weights = os.path.join(folder, "latest.weights.h5")
+    metadata = os.path.join(folder, "training_metadata.json")
+    if not os.path.exists(weights) and not os.path.exists(metadata):
+        return None
+    if not (os.path.exists(weights) and os.path.exists(metadata)):
+        return f"it has only {os.path.basename(weights if os.path.exists(weights) else metadata)}"
+    try:
+        with open(metadata) as f:
+            epoch = json.load(f)["epoch"]
+        if not isinstance(epoch, int) or epoch < 0:
+            return f"training_metadata.json gives epoch {epoch!r}"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"training_metadata.json: {_first_line(error)}"
+    try:
+        def read(name, item):
+            if isinstance(item, h5py.Dataset):
+                item[()]
+
+        with h5py.File(weights, "r") as f:
+            f.visititems(read)
+    except Exception as error:  # h5py raises OSError, KeyError or RuntimeError for damaged files
+        return f"latest.weights.h5: {_first_line(error)}"
+    return None
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _check_same(stored, given, path):

@@ -152,6 +152,51 @@ def test_an_interrupted_epoch_resumes_from_the_last_finished_epoch(data, tmp_pat
     assert not (run_dir / "pass1/sparse.backup").exists()
 
 
+@pytest.mark.parametrize("damage", ["weights", "metadata"])
+def test_a_torn_mid_phase_backup_is_discarded_and_the_phase_redone(data, tmp_path, damage):
+    # A process killed while Keras writes its backup leaves a truncated file, which Keras itself
+    # would fail on at every later attempt ("truncated file: eof = 96").
+    train, test = data[0], None
+    run_dir = tmp_path / "run"
+    args = _args(passes=1, epochs=2, plots=False)
+    with pytest.raises(KeyboardInterrupt):
+        kslim.slim(_model(), train, test, run_dir=run_dir, callbacks=[_Count(stop_epoch=1)], **args)
+    backup = run_dir / "pass1/sparse.backup"
+    name = {"weights": "latest.weights.h5", "metadata": "training_metadata.json"}[damage]
+    with open(backup / name, "r+b") as f:
+        f.truncate(96 if damage == "weights" else 5)
+    counter = _Count()
+    with pytest.warns(UserWarning, match=rf"sparse\.backup is damaged \({name}.*discarding it and "
+                                         r"starting sparsity training of pass 1 again"):
+        result = kslim.slim(_model(), train, test, run_dir=run_dir, callbacks=[counter], **args)
+    assert counter.epochs == 2 + 1  # both sparsity epochs again, then fine-tuning
+    assert _phases(result.records) == ["initial", "sparse1", "pruned1", "finetuned1"]
+    rows = (run_dir / "pass1/sparse.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # the log restarts with the phase
+
+
+def test_a_damaged_checkpoint_or_metrics_file_is_discarded_and_redone(data, tmp_path):
+    train, test = data[0], None
+    run_dir = tmp_path / "run"
+    args = _args(passes=1, plots=False)
+    with pytest.raises(KeyboardInterrupt):
+        kslim.slim(_model(), train, test, run_dir=run_dir, callbacks=[_Count(stop_fit=2)], **args)
+    (run_dir / "pass1/pruned.keras").write_bytes(b"PK\x03\x04 torn")
+    counter = _Count()
+    with pytest.warns(UserWarning, match=r"pruned\.keras is damaged \(.*\); discarding it and running "
+                                         r"pruning of pass 1 again"):
+        result = kslim.slim(_model(), train, test, run_dir=run_dir, callbacks=[counter], **args)
+    assert counter.fits == 1  # only fine-tuning trains: the sparse checkpoint was good
+    assert _phases(result.records) == ["initial", "sparse1", "pruned1", "finetuned1"]
+    assert keras.saving.load_model(run_dir / "pass1/pruned.keras").count_params() > 0
+
+    (run_dir / "metrics.json").write_text('{"format": "kslim.metrics/1", "rec')
+    counter = _Count()
+    with pytest.warns(UserWarning, match=r"metrics\.json is damaged .*running every phase again"):
+        again = kslim.slim(_model(), train, test, run_dir=run_dir, callbacks=[counter], **args)
+    assert counter.fits == 2 and _phases(again.records) == ["initial", "sparse1", "pruned1", "finetuned1"]
+
+
 def test_resuming_with_other_arguments_is_refused(data, tmp_path):
     train, test = data
     run_dir = tmp_path / "run"

@@ -1,0 +1,57 @@
+"""Atomic writes leave nothing behind, even when the writing process is killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from kslim._internal import files
+
+_KILLED_WRITER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("files", sys.argv[1])
+files = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(files)
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("half a model")
+    time.sleep(120)  # killed here, mid-write
+
+files.write_atomic(sys.argv[2], write)
+"""
+
+
+def _temporaries(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith(".kslim-"))
+
+
+def test_a_write_killed_midway_leaves_a_temporary_that_the_next_write_removes(tmp_path):
+    target = tmp_path / "model.keras"
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, files.__file__, str(target)])
+    deadline = time.time() + 60
+    while not _temporaries(tmp_path) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    left = _temporaries(tmp_path)
+    assert left and left[0].startswith(f".kslim-{writer.pid}-") and not target.exists()
+
+    mine = tmp_path / f".kslim-{os.getpid()}-busy.keras"  # a live process's write is left alone
+    mine.write_text("in progress")
+    files.write_atomic(tmp_path / "other.txt", lambda p: open(p, "w").write("ok"))
+    assert _temporaries(tmp_path) == [mine.name]
+    assert (tmp_path / "other.txt").read_text() == "ok"
+
+
+def test_stale_temporary_folders_are_removed_too(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f".kslim-{gone.stdout.strip()}-abc.tmp"
+    (stale / "saved_model").mkdir(parents=True)
+    (stale / "saved_model" / "weights.bin").write_bytes(b"0" * 1000)
+    unrelated = tmp_path / ".kslim-notes"  # not a kslim temporary name: kept
+    unrelated.write_text("mine")
+    fresh = files.temp_path(str(tmp_path), directory=True)
+    assert not stale.exists() and unrelated.exists() and os.path.isdir(fresh)
