@@ -17,6 +17,7 @@ class, so that `limit=N` takes a class-balanced subset.
 """
 
 import os
+import re
 
 import numpy as np
 
@@ -111,7 +112,10 @@ def _listing(root, split):
 def _decode(files):
     import tensorflow as tf
 
-    first = tf.io.decode_image(tf.io.read_file(files[0]), expand_animations=False)
+    try:
+        first = tf.io.decode_image(tf.io.read_file(files[0]), expand_animations=False)
+    except tf.errors.OpError as error:
+        raise _unreadable(files[0], error) from None
     channels = 1 if first.shape[-1] in (1, 2) else 3
     shape = (first.shape[0], first.shape[1], channels)
 
@@ -123,12 +127,28 @@ def _decode(files):
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     x = np.empty((len(files),) + shape, dtype=np.uint8)
-    for i, (image, got) in enumerate(ds.as_numpy_iterator()):
-        if tuple(got) != shape:
-            raise ValueError(
-                f"{files[i]} is {tuple(got)[0]}x{tuple(got)[1]} but {files[0]} is "
-                f"{shape[0]}x{shape[1]}; all images of a folder dataset must have one size "
-                "(resize them beforehand)."
-            )
-        x[i] = image
+    i = 0
+    try:
+        for image, got in ds.as_numpy_iterator():  # in order (deterministic), so i names the file
+            if tuple(got) != shape:
+                raise ValueError(
+                    f"{files[i]} is {tuple(got)[0]}x{tuple(got)[1]} but {files[0]} is "
+                    f"{shape[0]}x{shape[1]}; all images of a folder dataset must have one size "
+                    "(resize them beforehand)."
+                )
+            x[i] = image
+            i += 1
+    except tf.errors.OpError as error:
+        raise _unreadable(files[i], error) from None
     return x
+
+
+def _unreadable(path, error):
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", getattr(error, "message", None) or str(error)).strip()
+    if "Iterator::" in text:  # "Error in user-defined function ... Iterator::Root::...: <the cause>"
+        text = text.rsplit(": ", 1)[-1]
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text.splitlines()[0]) if text else type(error).__name__
+    return ValueError(
+        f"{path} is not a readable image ({text}); "
+        "replace it or delete it from the folder (or the archive)."
+    )

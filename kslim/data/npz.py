@@ -1,6 +1,8 @@
 """Keras-style `.npz` datasets, and the MNIST copy embedded in kslim."""
 
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -50,17 +52,29 @@ def read(path, split):
         ValueError: if a key is missing, or the shapes do not match.
         TypeError: if the pixels are not 8-bit integers.
     """
-    with np.load(path, allow_pickle=False) as f:
-        missing = [k for k in _KEYS if k not in f.files]
-        if missing:
-            raise ValueError(
-                f"{path} lacks the keys {missing} (it has {sorted(f.files)}); kslim reads "
-                "Keras-style .npz files with x_train, y_train, x_test, y_test, like "
-                "keras.datasets' mnist.npz. Save yours with np.savez(path, x_train=..., "
-                "y_train=..., x_test=..., y_test=...)."
-            )
-        x = f[f"x_{split}"]
-        y = f[f"y_{split}"]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.files)
+            x = f[f"x_{split}"] if f"x_{split}" in keys else None
+            y = f[f"y_{split}"] if f"y_{split}" in keys else None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+        text = str(error).strip().splitlines()
+        reason = text[0] if text else type(error).__name__
+        if not zipfile.is_zipfile(path):
+            reason = "it is not a zip archive"
+        raise ValueError(
+            f"{path} is not a readable .npz file ({reason}); it "
+            "may be truncated or not an .npz at all: save it again with np.savez(path, x_train=..., "
+            "y_train=..., x_test=..., y_test=...)."
+        ) from None
+    missing = [k for k in _KEYS if k not in keys]
+    if missing:
+        raise ValueError(
+            f"{path} lacks the keys {missing} (it has {sorted(keys)}); kslim reads "
+            "Keras-style .npz files with x_train, y_train, x_test, y_test, like "
+            "keras.datasets' mnist.npz. Save yours with np.savez(path, x_train=..., "
+            "y_train=..., x_test=..., y_test=...)."
+        )
     return images_and_labels(x, y, source=f"{path} [x_{split}, y_{split}]")
 
 

@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 from kslim.data import _cache, archive, cifar_pickle, image_folder, npz, stats, tfds_source
 
 SPLITS = ("train", "test")
@@ -29,10 +31,20 @@ class _Source:
         elif self.kind in ("cifar10", "cifar100"):
             x, y = cifar_pickle.read(self.path, split)
         elif self.kind == "image_folder":
-            return image_folder.read(self.path, split, limit=limit)
+            try:
+                x, y = image_folder.read(self.path, split, limit=limit)
+            except ValueError as error:
+                if self.origin == self.path:
+                    raise
+                # Name the archive and its member, not kslim's extraction cache.
+                text = str(error).replace(os.path.join(self.path, ""), f"{self.origin}, file ")
+                raise ValueError(text) from None
         else:
-            return tfds_source.read(self.path, split, limit=limit)
-        return (x, y) if limit is None else (x[:limit], y[:limit])
+            x, y = tfds_source.read(self.path, split, limit=limit)
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        check_labels(y, f"{self.origin} ({split} split)")
+        return x, y
 
     def class_names(self):
         if self.kind in ("cifar10", "cifar100"):
@@ -168,6 +180,16 @@ def check_limit(limit):
         raise ValueError(f"limit={limit} must be at least 1 (or None for the whole split).")
 
 
+def check_labels(y, where):
+    """Refuses labels a classifier cannot train on: negative ones, naming the first."""
+    if len(y) and int(np.min(y)) < 0:
+        index = int(np.argmax(y < 0))
+        raise ValueError(
+            f"{where}: label {int(y[index])} of example {index} is negative; class labels must be "
+            "0, 1, ..., num_classes - 1."
+        )
+
+
 def load_arrays(name, split="train", data_dir=None, limit=None):
     """Reads one split of a dataset as NumPy arrays: uint8 images and int64 labels.
 
@@ -239,17 +261,26 @@ def info(name, data_dir=None):
     source = resolve(name, data_dir)
     x, y = source.read("train")
     try:
-        n_test = len(source.read("test")[1])
+        y_test = source.read("test")[1]
     except FileNotFoundError:
-        n_test = 0
+        y_test = np.zeros((0,), np.int64)
     names = source.class_names()
+    num_classes = len(names) if names else int(y.max()) + 1
+    if len(y_test) and int(y_test.max()) >= num_classes:
+        where = int(np.argmax(y_test >= num_classes))
+        raise ValueError(
+            f"{source.origin} (test split): label {int(y_test[where])} of example {where} is out of "
+            f"range: the training split has {num_classes} classes (labels 0..{num_classes - 1}); fix "
+            "the test labels or add the class to the training split."
+        )
+    n_test = len(y_test)
     mean, std = source.normalization()
     shape = tuple(int(d) for d in x.shape[1:])
     return {
         "format": source.kind,
         "path": source.path,
         "image_shape": shape,
-        "num_classes": len(names) if names else int(y.max()) + 1,
+        "num_classes": num_classes,
         "class_names": names,
         "train_examples": int(len(y)),
         "test_examples": int(n_test),

@@ -167,7 +167,7 @@ def test_image_folder_labels_order_pixels_and_cache(image_folder, tmp_path):
     np.testing.assert_array_equal(kslim.data.load_arrays(root, "train")[0], x)
     # A listing change (a new image) invalidates the entry.
     (root / "train" / "dog" / "0009.png").write_bytes(tf.io.encode_png(x[0]).numpy())
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    with pytest.raises(ValueError, match=r"0000.png is not a readable image"):
         kslim.data.load_arrays(root, "train")
 
 
@@ -184,6 +184,55 @@ def test_image_folder_of_mixed_sizes_names_the_odd_file(image_folder):
     (root / "train" / "dog" / "0005.png").write_bytes(small)
     with pytest.raises(ValueError, match=r"0005.png is 16x16 .* must have one size"):
         kslim.data.load_arrays(root, "train")
+
+
+def test_a_corrupt_image_is_named_in_one_line_in_a_folder_and_in_an_archive(image_folder, tmp_path):
+    root, _ = image_folder
+    (root / "train" / "dog" / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n torn")
+    with pytest.raises(ValueError) as folder_error:
+        kslim.data.load_arrays(root, "train")
+    message = str(folder_error.value)
+    assert "\n" not in message and "function_node" not in message
+    assert message.startswith(f"{root / 'train' / 'dog' / '0001.png'} is not a readable image (")
+    assert "replace it or delete it" in message
+    archive = tmp_path / "imgs.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="imgs")
+    with pytest.raises(ValueError, match=rf"^{archive}, file train/dog/0001.png is not a readable "
+                                         r"image \("):
+        kslim.data.load(archive)
+
+
+def test_corrupt_npz_and_tarball_files_are_named_with_their_fault(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, x_train=_images(4, 8, 8, 1), y_train=np.arange(4) % 2,
+             x_test=_images(2, 8, 8, 1), y_test=np.array([0, 1]))
+    (tmp_path / "torn.npz").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"torn.npz is not a readable .npz file \(.*\); it may be truncated"):
+        kslim.data.load_arrays(tmp_path / "torn.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match=r"text.npz is not a readable .npz file \(it is not a zip archive\)"):
+        kslim.data.info(tmp_path / "text.npz")
+    archive = tmp_path / "torn.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(good, arcname="data/good.npz")
+    archive.write_bytes(archive.read_bytes()[:100])
+    with pytest.raises(ValueError) as error:
+        kslim.data.load_arrays(archive)
+    assert str(error.value).startswith(f"Cannot extract {archive}: ") and "\n" not in str(error.value)
+
+
+def test_negative_and_out_of_range_labels_are_refused_naming_the_example(tmp_path):
+    x = _images(4, 8, 8, 1)
+    np.savez(tmp_path / "neg.npz", x_train=x, y_train=np.array([0, 1, -1, 1]), x_test=x[:2],
+             y_test=np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"neg.npz \(train split\): label -1 of example 2 is negative"):
+        kslim.data.load(tmp_path / "neg.npz")
+    np.savez(tmp_path / "range.npz", x_train=x, y_train=np.array([0, 1, 0, 1]), x_test=x[:2],
+             y_test=np.array([0, 5]))
+    with pytest.raises(ValueError, match=r"range.npz \(test split\): label 5 of example 1 is out of range: "
+                                         r"the training split has 2 classes"):
+        kslim.data.info(tmp_path / "range.npz")
 
 
 def test_tar_gz_of_image_folder_is_extracted_once(image_folder, tmp_path):
