@@ -1,5 +1,6 @@
 """Reading and writing model files for kslim's commands: safe loading, atomic saving."""
 
+import errno
 import os
 import re
 import shutil
@@ -90,7 +91,12 @@ def write_all_atomic(jobs):
                 raise FileNotFoundError(f"Cannot write {path}: the folder {folder} does not exist.")
             tmp = temp_path(folder, suffix=os.path.splitext(path)[1])
             staged.append((tmp, path))
-            write(tmp)
+            try:
+                write(tmp)
+            except Exception as error:
+                if is_disk_full(error):
+                    raise disk_full_error(path) from None
+                raise
         for tmp, path in staged:
             os.replace(tmp, path)
     finally:
@@ -145,3 +151,20 @@ def _alive(pid):
     except OSError:  # it exists but belongs to someone else
         return True
     return True
+
+
+def is_disk_full(error):
+    """Whether `error` (an OSError, or TensorFlow's ResourceExhaustedError) means the disk is full."""
+    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
+        "No space left on device" in str(error) or "Disk quota exceeded" in str(error)
+    )
+
+
+def disk_full_error(path):
+    """The error kslim raises for a full disk: it names the file, and says nothing was written."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    return OSError(
+        errno.ENOSPC,
+        f"No space left on the device to write {path}; nothing was written. Free space in {folder} "
+        "or choose an output on another disk.",
+    )

@@ -149,6 +149,10 @@ def export(
                 "data matches the model's preprocessing, or pass a looser atol."
             )
         _commit(staged, path, staging)
+    except Exception as error:
+        if _files.is_disk_full(error):  # TensorFlow's SaveV2 reports it as ResourceExhaustedError
+            raise _files.disk_full_error(path) from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportReport(

@@ -6,6 +6,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+import kslim
+
 from kslim._internal import files
 
 _KILLED_WRITER = """
@@ -55,3 +59,30 @@ def test_stale_temporary_folders_are_removed_too(tmp_path):
     unrelated.write_text("mine")
     fresh = files.temp_path(str(tmp_path), directory=True)
     assert not stale.exists() and unrelated.exists() and os.path.isdir(fresh)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs: a real full disk (needs root; skipped elsewhere)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(full_disk):
+    target = full_disk / "big.bin"
+    with pytest.raises(OSError, match=rf"No space left on the device to write {target}; nothing was written"):
+        files.write_atomic(target, lambda p: open(p, "wb").write(b"0" * 1_000_000))
+    assert os.listdir(full_disk) == []
+
+
+def test_a_full_disk_during_a_saved_model_export_is_one_clear_error(full_disk):
+    model = kslim.models.get("vgg11", widths=[64] * 8)  # ~1 MB of weights
+    for output in (full_disk / "saved", full_disk / "model.tflite"):
+        with pytest.raises(OSError, match=rf"to write {output}; nothing was written"):
+            kslim.export(model, output, format="saved_model" if output.suffix == "" else "tflite")
+        assert os.listdir(full_disk) == []
