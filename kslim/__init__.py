@@ -20,6 +20,15 @@ The package follows that pipeline:
 
 __version__ = "0.1.0"
 
+import os as _os
+
+if _os.environ.get("KSLIM_QUIET_TF") == "1":  # set by the bin/kslim-* commands, before TensorFlow loads
+    from kslim._internal import startup as _startup
+
+    _startup.filter_stderr()
+    del _startup
+del _os
+
 from kslim import callbacks as callbacks
 from kslim import data as data
 from kslim import layers as layers

@@ -125,5 +125,5 @@ def test_a_bad_benchmark_flag_fails_before_the_file_is_written(keras_file, tmp_p
          "--runs", "0"], capture_output=True, text=True, timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    assert result.returncode != 0 and "--runs must be an integer >= 1" in result.stderr
+    assert result.returncode != 0 and "kslim-export: error: flag --runs=0: must be an integer >= 1." in result.stderr
     assert not out.exists()

@@ -93,7 +93,7 @@ def test_kslim_slim_error_is_one_line_and_writes_nothing(tmp_path):
     result = _run("kslim-slim", "--limit", "0", "--run_dir", str(run_dir))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "kslim-slim: error: limit=0 must be an integer >= 1."
+    assert result.stderr.strip().splitlines() == ["kslim-slim: error: flag --limit=0: must be an integer >= 1."]
     assert not run_dir.exists()
 
 
