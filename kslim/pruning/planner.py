@@ -1,6 +1,7 @@
 """`kslim.plan`: which channels of which layers go, as data you can print, save and re-apply."""
 
 import json
+import math
 import warnings
 
 from kslim.pruning.handlers import get_handler
@@ -238,8 +239,9 @@ def decide(analysis, budget):
         pruned = {r for r, s in scores.items() if s < t}
     else:
         pruned, t = _search(analysis, scores, kind, value, floors)
+    chosen = set(pruned)
     pruned = analysis.apply_floors(pruned, **floors)
-    result = _make_plan(model, analysis, pruned, {kind: value}, t)
+    result = _make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - pruned, floors=floors)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
 
@@ -291,8 +293,9 @@ def _search(analysis, scores, kind, target, floors):
     return best
 
 
-def _make_plan(model, analysis, pruned, budgets, threshold):
+def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=None):
     g = analysis.graph
+    restored = set(restored)
     widths = analysis.layer_widths(pruned)
     before, after = analysis.cost(set()), analysis.cost(pruned)
     costs_before, costs_after = analysis.layer_costs(set()), analysis.layer_costs(pruned)
@@ -320,6 +323,10 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
             why = "input channels follow the layers before it"
         else:
             why = _kept_reason(analysis, node)
+        if restored and node.role in ("producer", "scale"):
+            held = sum(1 for a in analysis.key_ancestors(node.outputs[0]) if a & restored)
+            if held:
+                why += f"; {held} more below it kept by {_floor_reason(len(out), full_out, floors)}"
         zeroed = None
         if node.role == "scale":
             ids = g.ids[node.outputs[0]]
@@ -340,6 +347,11 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
     kept_reasons = {}
     for root, reason in analysis.blocked.items():
         kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
+    if restored:
+        active = [f"{k}={v}" for k, v in (floors or {}).items() if v not in (None, 1)]
+        reason = "below the threshold, kept by the per-layer floors" + (
+            f" ({', '.join(active)})" if active else " (min_channels=1)")
+        kept_reasons[reason] = sum(analysis.size[r] for r in restored)
     return Plan(
         model.name,
         layers,
@@ -350,6 +362,18 @@ def _make_plan(model, analysis, pruned, budgets, threshold):
         [total, cut],
         kept_reasons,
     )
+
+
+def _floor_reason(width, full, floors):
+    """Which per-layer floor holds a layer at `width` of its `full` channels."""
+    floors = floors or {}
+    cap = floors.get("max_layer_ratio")
+    if cap is not None and width == min(full, math.ceil(round((1.0 - cap) * full, 9))):
+        return f"max_layer_ratio={cap}"
+    round_to = floors.get("round_to", 1)
+    if round_to > 1 and width % round_to == 0 and width > floors.get("min_channels", 1):
+        return f"round_to={round_to}"
+    return f"min_channels={floors.get('min_channels', 1)}"
 
 
 def _kept_reason(analysis, node):

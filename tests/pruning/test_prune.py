@@ -121,6 +121,24 @@ def test_round_to_and_max_layer_ratio():
             assert layer.filters >= model.get_layer(layer.name).filters / 2
 
 
+def test_the_plan_says_when_a_per_layer_floor_keeps_channels_below_the_threshold():
+    # Issue 14: two passes at ratio 0.5 pruned 47.6% and 43.7% and the plan never said why.
+    model = sparsify(archs.vgg(), frac=0.6)
+    plan = kslim.plan(model, threshold=1e-6, max_layer_ratio=0.5)
+    capped = {name: rec for name, rec in plan.layers.items()
+              if "kept by max_layer_ratio=0.5" in rec["why"] and rec["class"] == "BatchNormalization"}
+    assert capped, {n: r["why"] for n, r in plan.layers.items()}
+    for name, rec in capped.items():
+        full, kept = rec["channels"]
+        assert kept == (full + 1) // 2, name
+        below = int(np.sum(np.abs(model.get_layer(name).get_weights()[0]) < 1e-6))
+        assert f"; {below - (full - kept)} more below it kept by max_layer_ratio=0.5" in rec["why"], rec["why"]
+    reason = "below the threshold, kept by the per-layer floors (max_layer_ratio=0.5)"
+    assert plan.kept_reasons[reason] > 0
+    assert f"channels: {reason}" in plan.summary(print_fn=False)
+    assert not any("kept by" in r["why"] for r in kslim.plan(model, threshold=1e-6).layers.values())
+
+
 def test_exclude_keeps_a_layer_whole():
     model = sparsify(archs.vgg())
     slim = kslim.prune(model, threshold=1e-6, exclude=["block0_conv"])
