@@ -8,6 +8,7 @@ import keras
 
 from kslim._internal import files as _files
 from kslim.deploy import convert as _convert
+from kslim.deploy import lowering as _lowering
 from kslim.deploy import samples as _samples
 from kslim.deploy import parity as _parity
 from kslim.deploy.ops import builtin_ops, list_ops
@@ -115,8 +116,12 @@ def export(
     else:
         x, y, source = _parity._random_inputs(model), None, "random"
 
+    selections = None
     if format == "tflite":
-        content = _convert._tflite_bytes(model, quantize, x_rep, int8_io)
+        with _lowering.lowered(model) as (target, selections):
+            content = _convert._tflite_bytes(target, quantize, x_rep, int8_io)
+        if not any(selections.values()):
+            selections = None
         ops = list_ops(content)
         foreign = [op for op in ops if op not in builtin_ops()]
         if foreign:
@@ -163,6 +168,7 @@ def export(
         size_bytes=size,
         ops=ops,
         parity_data=source,
+        selections=selections,
         num_samples=len(x),
         **stats,
     )
@@ -262,6 +268,9 @@ class ExportReport:
         exported_accuracy: float or None, the same for the exported model.
         agreement: float or None, the fraction of inputs on which both models
             predict the same class (class-score outputs only).
+        selections: dict or None, for a TFLite file of a model with channel
+            selections: how many were written as slices (`"sliced"`) and how
+            many folded into zero weights (`"folded"`).
 
     Example:
 
@@ -284,6 +293,7 @@ class ExportReport:
     keras_accuracy: float = None
     exported_accuracy: float = None
     agreement: float = None
+    selections: dict = None
 
     def to_dict(self):
         """Returns the fields as a plain dict (for `json.dumps`)."""
@@ -302,6 +312,11 @@ class ExportReport:
         ]
         if self.ops is not None:
             lines.append(f"  ops             {', '.join(self.ops)}")
+        if self.selections:
+            lines.append(
+                f"  selections      {self.selections['sliced']} as slices, {self.selections['folded']} "
+                "folded into zero weights (no GATHER)"
+            )
         lines.append(
             f"  parity          max |diff| {self.max_abs_diff:.3g} <= {self.tolerance:.3g} "
             f"(output scale {self.output_scale:.3g}) on {self.num_samples} {self.parity_data} inputs"
