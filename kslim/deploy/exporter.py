@@ -29,6 +29,7 @@ def export(
     atol=None,
     int8_io=False,
     overwrite=False,
+    selections="auto",
 ):
     """Exports a Keras model to TFLite or a SavedModel, checked against Keras.
 
@@ -83,6 +84,10 @@ def export(
             replaces the default rule.
         int8_io: bool, int8 inputs and outputs for `quantize="int8"`.
         overwrite: bool, replace an existing `path`.
+        selections: how a TFLite file holds the model's `ChannelSelect`
+            layers: `"auto"` (slices for a selection of at most 4 runs of
+            consecutive channels, folded into zero weights otherwise),
+            `"slices"`, `"fold"` or `"gather"` (one TFLite GATHER each).
 
     Returns:
         An `ExportReport` with the path, format, size, operators, output
@@ -116,9 +121,11 @@ def export(
     else:
         x, y, source = _parity._random_inputs(model), None, "random"
 
-    selections = None
+    mode, selections = selections, None
+    if mode not in _lowering.MODES:
+        raise ValueError(f"selections={mode!r} is not supported; use one of {_lowering.MODES}.")
     if format == "tflite":
-        with _lowering.lowered(model) as (target, selections):
+        with _lowering.lowered(model, mode) as (target, selections):
             content = _convert._tflite_bytes(target, quantize, x_rep, int8_io)
         if not any(selections.values()):
             selections = None
@@ -313,10 +320,10 @@ class ExportReport:
         if self.ops is not None:
             lines.append(f"  ops             {', '.join(self.ops)}")
         if self.selections:
-            lines.append(
-                f"  selections      {self.selections['sliced']} as slices, {self.selections['folded']} "
-                "folded into zero weights (no GATHER)"
-            )
+            counts = self.selections
+            text = f"{counts['sliced']} as slices, {counts['folded']} folded into zero weights"
+            text += f", {counts['gathered']} as GATHER" if counts.get("gathered") else " (no GATHER)"
+            lines.append(f"  selections      {text}")
         lines.append(
             f"  parity          max |diff| {self.max_abs_diff:.3g} <= {self.tolerance:.3g} "
             f"(output scale {self.output_scale:.3g}) on {self.num_samples} {self.parity_data} inputs"

@@ -3,12 +3,12 @@
 `kslim.export` converts `lowered(model)` to TFLite. A
 `ChannelSelect` in Keras is one gather; as a TFLite GATHER it runs outside
 LiteRT's XNNPACK delegate and splits its graph (the GPU delegate rejects it
-too). Measured here (pre-act ResNet-164, ~40% of the channels pruned, 55
-selections, XNNPACK, 1 thread, against the unpruned model): GATHER 0.80x,
-every selection as slices + concatenations (35 runs of consecutive channels
-on average, so ~2,600 small ops) 0.66x, every selection folded into zero
-weights 1.30x. A selection of a few runs costs a few slices; one of many runs
-costs more than the FLOPs it saves, and is folded.
+too). Measured by `benchmarks/selection_lowering.py` (pre-act ResNet-164,
+40% of its channels pruned, 55 selections of 37 runs of consecutive channels
+on average, XNNPACK, 1 thread, against the unpruned model): GATHER 0.83x,
+every selection as slices and concatenations (~2,000 small ops) 0.59x, every
+selection folded into zero weights 1.07x. A selection of a few runs costs a
+few slices; one of many runs costs more than the FLOPs it saves, and is folded.
 """
 
 import contextlib
@@ -25,24 +25,34 @@ from kslim.pruning.handlers import get_handler
 SLICE_RUNS = 4  # at most this many runs of consecutive channels: slices; more: folded
 
 
-@contextlib.contextmanager
-def lowered(model, max_runs=SLICE_RUNS):
-    """Yields the model that `kslim.export` converts to TFLite: no `ChannelSelect` lowers to a GATHER.
+MODES = ("auto", "slices", "fold", "gather")
 
-    A selection whose kept channels form at most `max_runs` runs of
-    consecutive channels is written as that many static slices and
+
+@contextlib.contextmanager
+def lowered(model, mode="auto"):
+    """Yields the model that `kslim.export` converts to TFLite, with its selections lowered.
+
+    With `"auto"` a selection whose kept channels form at most `SLICE_RUNS`
+    runs of consecutive channels is written as that many static slices and
     concatenations of at most 4 tensors (XNNPACK's limit); the others are
     folded into zero weights (`fold_selections`), or sliced where they cannot
-    be folded. Outputs are unchanged. On exit the layers lower to a gather
-    again, so `model` itself is left as it was.
+    be folded. `"slices"` slices every selection, `"fold"` folds every one it
+    can, `"gather"` leaves them as TFLite GATHERs. Outputs are unchanged. On
+    exit the layers lower to a gather again, so `model` is left as it was.
 
     Yields:
         `(model, counts)`: the model to convert (a copy when anything was
-        folded) and `{"sliced": n, "folded": m}`.
+        folded) and `{"sliced": n, "folded": m, "gathered": k}`.
     """
     from kslim.layers.channel_select import runs
 
+    if mode not in MODES:
+        raise ValueError(f"selections={mode!r} is not one of {MODES}.")
     selects = [layer for layer in _all_layers(model) if isinstance(layer, ChannelSelect)]
+    if mode == "gather":
+        yield model, {"sliced": 0, "folded": 0, "gathered": len(selects)}
+        return
+    max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
     many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
     target = model
     if many and not _is_nested(model):
@@ -53,7 +63,7 @@ def lowered(model, max_runs=SLICE_RUNS):
     try:
         for layer in remaining:
             layer.lower_to_slices = True
-        yield target, {"sliced": len(remaining), "folded": len(selects) - len(remaining)}
+        yield target, {"sliced": len(remaining), "folded": len(selects) - len(remaining), "gathered": 0}
     finally:
         for layer in remaining:
             layer.lower_to_slices = False

@@ -89,7 +89,7 @@ def test_tflite_parity_and_builtin_ops(tmp_path, quantize, int8_io, rtol):
     assert set(ops) <= builtin_ops()
     # The selection keeps 4 runs of channels: static slices and a concatenation, no GATHER.
     assert "GATHER" not in ops and {"CONV_2D", "STRIDED_SLICE", "CONCATENATION"} <= set(ops)
-    assert report.selections == {"sliced": 1, "folded": 0}
+    assert report.selections == {"sliced": 1, "folded": 0, "gathered": 0}
     assert not any(op.startswith("Flex") for op in ops)
     interpreter = Interpreter(model_path=str(path))
     expected_dtype = np.int8 if int8_io else np.float32
@@ -274,6 +274,19 @@ def test_pruned_pre_activation_and_dense_models_export_without_gather(tmp_path, 
             y = keras.ops.convert_to_numpy(slim(x, training=False))
             assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
         assert not any(layer.lower_to_slices for layer in selects)  # the Keras model is unchanged
+
+
+def test_the_selections_argument_chooses_how_selections_are_written(tmp_path):
+    model = _small_model()
+    for mode, op in (("gather", "GATHER"), ("slices", "STRIDED_SLICE"), ("fold", None)):
+        report = kslim.export(model, tmp_path / f"{mode}.tflite", selections=mode)
+        ops = list_ops(report.path)
+        assert (op in ops) if op else not ({"GATHER", "STRIDED_SLICE"} & set(ops)), (mode, ops)
+        assert sum(report.selections.values()) == 1
+    assert report.selections == {"sliced": 0, "folded": 1, "gathered": 0}
+    with pytest.raises(ValueError, match=r"selections='take' is not supported; use one of \('auto'"):
+        kslim.export(model, tmp_path / "bad.tflite", selections="take")
+    assert not (tmp_path / "bad.tflite").exists()
 
 
 def test_a_selection_lowers_to_slices_of_its_runs_exactly():
