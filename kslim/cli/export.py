@@ -2,6 +2,8 @@
 
 import os
 
+from kslim._internal import files as _files
+
 from kslim._internal.files import load_model
 from kslim.deploy.convert import _CALIBRATION_SAMPLES, QUANTIZE_MODES
 from kslim.deploy.exporter import FORMATS, export
@@ -17,6 +19,7 @@ def export_file(
     normalize=True,
     int8_io=False,
     overwrite=False,
+    selections="auto",
 ):
     """Loads a `.keras` file and exports it with `kslim.export`.
 
@@ -43,6 +46,8 @@ def export_file(
             `kslim.data.load`; False gives pixels in [0, 1].
         int8_io: bool, int8 inputs and outputs for `quantize="int8"`.
         overwrite: bool, replace an existing `output`.
+        selections: how channel selections are written to TFLite (`"auto"`,
+            `"slices"`, `"fold"` or `"gather"`; see `kslim.export`).
 
     Returns:
         The `ExportReport` of `kslim.export`.
@@ -68,7 +73,7 @@ def export_file(
         )
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No model file at '{model_path}'; check the --model path.")
-    if os.path.abspath(output) == os.path.abspath(model_path):
+    if _files._same_file(output, model_path):
         raise ValueError(
             f"The output {output} is the input model file; choose another output path."
         )
@@ -100,4 +105,5 @@ def export_file(
         validation_data=validation,
         int8_io=int8_io,
         overwrite=overwrite,
+        selections=selections,
     )

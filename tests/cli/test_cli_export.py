@@ -127,3 +127,13 @@ def test_a_bad_benchmark_flag_fails_before_the_file_is_written(keras_file, tmp_p
     )
     assert result.returncode != 0 and "kslim-export: error: flag --runs=0: must be an integer >= 1." in result.stderr
     assert not out.exists()
+
+
+def test_export_file_passes_selections_and_refuses_its_input_through_a_hard_link(tmp_path, keras_file):
+    gathered = export_file(keras_file, tmp_path / "g.tflite", selections="gather")
+    assert "GATHER" in list_ops(gathered.path) and gathered.selections["gathered"] == 1
+    link = tmp_path / "same.tflite"
+    os.link(keras_file, link)
+    with pytest.raises(ValueError, match="is the input model file"):
+        export_file(keras_file, link, overwrite=True)
+    assert os.path.samefile(link, keras_file)
