@@ -2,6 +2,7 @@
 
 import contextlib
 import inspect
+import json
 import os
 import sys
 
@@ -20,12 +21,44 @@ def get_strategy(name):
         return None
     if name not in STRATEGIES:
         raise ValueError(f"strategy={name!r} is not one of {list(STRATEGIES)}.")
+    if name == "multiworker":
+        check_single_worker()
     import tensorflow as tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     # Reads the cluster from $TF_CONFIG; without it, a one-worker cluster.
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_single_worker(environ=None):
+    """Refuses a `$TF_CONFIG` cluster of several workers, which Keras 3's `fit` cannot train on.
+
+    Under `tf.distribute.MultiWorkerMirroredStrategy` with two or more workers,
+    Keras 3's `Model.fit` fails at its first step ("Attempt to convert a value
+    (PerReplica...) to a Tensor"; keras-team/keras#20585, tensorflow#72388,
+    measured here with two workers on the loopback address). A one-worker
+    cluster trains as without one.
+
+    Raises:
+        ValueError: for a cluster of more than one worker, or a `$TF_CONFIG`
+            that is not JSON.
+    """
+    text = (os.environ if environ is None else environ).get("TF_CONFIG")
+    if not text:
+        return
+    try:
+        cluster = json.loads(text).get("cluster", {})
+    except (ValueError, AttributeError) as error:
+        raise ValueError(f"$TF_CONFIG is not a JSON object ({error}); fix it or unset it.") from None
+    workers = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+    if workers > 1:
+        raise ValueError(
+            f"strategy='multiworker' with {workers} workers in $TF_CONFIG: Keras 3's Model.fit does not "
+            "train under tf.distribute.MultiWorkerMirroredStrategy with more than one worker (its first "
+            "step fails; keras-team/keras#20585). Train on one machine with --strategy mirrored (all its "
+            "devices), or unset TF_CONFIG."
+        )
 
 
 def scope(strategy):

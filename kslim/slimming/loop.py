@@ -102,8 +102,10 @@ def slim(
 
     `model` is not modified: `slim` trains a copy. With a `strategy`
     (`tf.distribute`), the copy, the pruned models and the reloaded
-    checkpoints are all built and compiled in its scope. With a
-    `MultiWorkerMirroredStrategy`, give every worker its own `run_dir`.
+    checkpoints are all built and compiled in its scope. Keras 3's `fit`
+    does not train under a `MultiWorkerMirroredStrategy` of two or more
+    workers (keras-team/keras#20585), so use `MirroredStrategy` for the
+    devices of one machine; the command line refuses such a cluster.
 
     Reference: Liu et al., "Learning Efficient Convolutional Networks through
     Network Slimming", ICCV 2017, sections 3.3 and 5 (multi-pass scheme).

@@ -233,3 +233,38 @@ def test_the_recipe_follows_the_data_not_how_it_is_named():
         assert recipe_for(data).epochs == mnist.epochs and recipe_for(data).batch_size == mnist.batch_size
     assert dataset_kind(os.fspath(SHARED / "cifar10-jpeg.tar.gz")) == "cifar10"
     assert recipe_for(os.fspath(SHARED / "cifar10-jpeg.tar.gz")).epochs == 160
+
+
+def test_two_workers_on_loopback_are_refused_clearly_before_training(tmp_path):
+    # Issue 14, item 16. Keras 3's fit fails at its first step under MultiWorkerMirroredStrategy with two
+    # workers (tried here: "Attempt to convert a value (PerReplica...)"), so the commands refuse such a
+    # cluster at once, on every worker, and write nothing.
+    import socket
+
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, os.path.join(BIN, "kslim-train"), "--model", "mlp", "--limit", "256", "--epochs",
+             "1", "--strategy", "multiworker", "--output", str(tmp_path / "out.keras")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 1
+        assert err.strip().splitlines()[-1].startswith(
+            "kslim-train: error: strategy='multiworker' with 2 workers in $TF_CONFIG: Keras 3's Model.fit")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_one_worker_cluster_and_no_cluster_are_accepted():
+    _commands.check_single_worker({})
+    _commands.check_single_worker({"TF_CONFIG": json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}})})
+    with pytest.raises(ValueError, match=r"\$TF_CONFIG is not a JSON object"):
+        _commands.check_single_worker({"TF_CONFIG": "{cluster"})
