@@ -92,3 +92,9 @@ def learning_rate_schedule(optimizer):
     """The optimizer's schedule object (or its variable), as given at construction."""
     # optimizer.learning_rate returns the *current value*, not the schedule.
     return getattr(optimizer, "_learning_rate", None)
+
+
+def run_graph(model, inputs, operation_fn):
+    """Calls a functional model's graph on `inputs`, each operation through `operation_fn(op)`."""
+    # Functional._run_through_graph is how Keras itself calls its graph; it has no public form.
+    return model._run_through_graph(inputs, operation_fn=operation_fn)

@@ -5,6 +5,7 @@ import math
 import warnings
 
 from kslim.pruning.handlers import get_handler
+from kslim.pruning import nesting
 from kslim.pruning.analysis import Analysis
 from kslim.pruning.budget import Budget, ratio_cut
 from kslim._internal.formatting import human as _human
@@ -201,7 +202,7 @@ def plan(
     """
     budget = make_budget(budget, ratio, threshold, flops_target, params_target, min_channels,
                          round_to, max_layer_ratio, exclude)
-    return decide(Analysis(model, exclude=budget.exclude), budget)[0]
+    return decide(Analysis(nesting.flatten(model), exclude=budget.exclude), budget)[0]
 
 
 def make_budget(budget, ratio, threshold, flops_target, params_target, min_channels, round_to,

@@ -1,5 +1,6 @@
 """`kslim.prune`: plan + surgery in one call."""
 
+from kslim.pruning import nesting
 from kslim.pruning import surgery
 from kslim.pruning.analysis import Analysis
 from kslim.pruning.planner import Plan
@@ -30,6 +31,13 @@ def prune(
     Keras, plus `kslim.layers.ChannelSelect` where a block reads part of a
     shared stream (pre-activation ResNet, DenseNet); `ChannelMask` layers that
     follow a linear producer are folded into its weights.
+
+    Nested models (a `keras.applications` backbone called as one layer of
+    your model, a Sequential inside a functional model, at any depth) are
+    pruned through: the result is one flat functional model with the same
+    layers under the same names, without the wrappers. So
+    `pruned.get_layer("block_1_expand")` works, but the backbone's own name
+    (e.g. `"mobilenetv2_0.35_32"`) no longer names a layer of the result.
 
     Before fine-tuning, the pruned model computes what the original computes
     with the pruned scaling factors set to zero: the constant that each pruned
@@ -105,6 +113,7 @@ def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=Tru
         plan: a `kslim.Plan` to apply, or None with a `budget`.
         compensate, rebalance: see `kslim.prune`.
     """
+    model = nesting.flatten(model)  # a backbone used as a layer is pruned through, inlined
     if plan is not None:
         if budget is not None:
             raise ValueError("Give either plan= or a budget (ratio, threshold, ...), not both.")

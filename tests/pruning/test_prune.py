@@ -386,3 +386,38 @@ def test_bad_arguments_get_clear_errors():
     no_bn = keras.Sequential([keras.Input((4,)), L.Dense(3)])
     with pytest.raises(ValueError, match="add_channel_masks"):
         kslim.prune(no_bn, ratio=0.5)
+
+
+def _transfer_model(wrap):
+    """The usual Keras transfer-learning model: a keras.applications backbone called as one layer."""
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
+    if wrap == "sequential":
+        return keras.Sequential([keras.Input((32, 32, 3)), base, L.GlobalAveragePooling2D(), L.Dense(10)],
+                                name="transfer")
+    inp = keras.Input((32, 32, 3))
+    x = base(inp)
+    if wrap == "twice":  # the backbone inside another functional model, inside the user's
+        inner = keras.Model(inp, L.GlobalAveragePooling2D()(x), name="features")
+        inp = keras.Input((32, 32, 3))
+        x = inner(inp)
+    else:
+        x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Dense(10, name="head")(x), name="transfer")
+
+
+@pytest.mark.parametrize("wrap", ["functional", "sequential", "twice"])
+def test_a_nested_backbone_is_pruned_through_exactly(wrap):
+    # Issue 12: this raised "no channel scaling factors to score" for a model holding 52 BNs.
+    model = sparsify(_transfer_model(wrap), frac=0.4)
+    base = next(layer for layer in model._flatten_layers(include_self=False, recursive=True)
+                if layer.name.startswith("mobilenetv2"))
+    nodes_before = len(base.get_layer("block_1_expand")._inbound_nodes)
+    plan = kslim.plan(model, threshold=1e-8)
+    slim = kslim.prune(model, plan=plan)
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    assert kslim.profile(slim).params < 0.7 * kslim.profile(model).params
+    assert slim.get_layer("block_1_expand").filters < base.get_layer("block_1_expand").filters
+    assert not any(isinstance(layer, keras.Model) for layer in slim.layers)  # flat, as documented
+    assert len(base.get_layer("block_1_expand")._inbound_nodes) == nodes_before  # the user's model untouched
+    assert "block_1_expand_BN" in plan.layers
