@@ -1,5 +1,7 @@
 """`attach` / `detach`: put a sparsity penalty on every channel scaling factor of a model."""
 
+import warnings
+
 import keras
 
 from kslim import penalties
@@ -78,6 +80,21 @@ def attach(model, lam=1e-4, penalty="l1", exclude=(), **penalty_args):
                 f"`{attr}_regularizer` and its `{attr}.regularizer` to None), or pass "
                 f"exclude=['{layer.name}']."
             )
+    frozen = _frozen_factors(model, exclude)
+    if frozen:
+        names = sorted(frozen)
+        message = (
+            f"{sum(frozen.values())} scaling factors in {', '.join(repr(n) for n in names[:3])}"
+            f"{' ...' if len(names) > 3 else ''} are frozen (trainable=False) and get no penalty, so "
+            "sparsity training cannot shrink them"
+        )
+        if not targets:
+            raise ValueError(
+                f"Model '{model.name}': {message}. Unfreeze them first (e.g. base.trainable = True for a "
+                "frozen backbone), or prune without sparsity training."
+            )
+        warnings.warn(f"attach: {message}; set trainable = True on them (or their backbone) to slim them.",
+                      stacklevel=2)
     if not targets:
         raise ValueError(
             f"Model '{model.name}' has no trainable channel scaling factor to penalise"
@@ -92,6 +109,21 @@ def attach(model, lam=1e-4, penalty="l1", exclude=(), **penalty_args):
             variable.regularizer = reg
     _reset_compiled_functions(model)
     return model
+
+
+def _frozen_factors(model, exclude):
+    """`{frozen layer or model name: number of factors}` of the scaling factors `trainable=False` hides."""
+    found = {}
+    for outer in model.layers:
+        inner = iter_layers(outer) if isinstance(outer, keras.Model) else [outer]
+        for layer in inner:
+            attr = factor_attr(layer)
+            variable = getattr(layer, attr, None) if attr else None
+            if variable is None or layer.name in exclude or (layer.trainable and outer.trainable):
+                continue
+            name = outer.name if not outer.trainable and outer is not layer else layer.name
+            found[name] = found.get(name, 0) + int(variable.shape[0])
+    return found
 
 
 def detach(model):

@@ -1,5 +1,7 @@
 """Tests of kslim.attach / kslim.detach."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -306,3 +308,24 @@ def test_mnist_slimming_drives_most_gammas_to_zero_at_the_same_accuracy(mnist):
     assert np.mean(gammas_plain < 1e-2) == 0.0, np.sort(gammas_plain)
     assert accuracy_plain > 0.9 and accuracy_slim > 0.9, (accuracy_plain, accuracy_slim)
     assert abs(accuracy_plain - accuracy_slim) < 0.03, (accuracy_plain, accuracy_slim)
+
+
+def test_a_frozen_backbone_is_named_with_the_way_to_unfreeze_it():
+    # Issue 12: transfer learning freezes the backbone; its BNs then get no penalty, silently.
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(inp))
+    x = keras.layers.BatchNormalization(name="head_bn")(keras.layers.Dense(16)(x))
+    model = keras.Model(inp, keras.layers.Dense(10)(x))
+    base.trainable = False
+    with pytest.warns(UserWarning, match=rf"attach: \d+ scaling factors in '{base.name}' are frozen "
+                                         r"\(trainable=False\) and get no penalty.*set trainable = True"):
+        kslim.attach(model, lam=1e-4)
+    assert model.get_layer("head_bn").gamma_regularizer is not None
+    frozen_only = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(base(inp)))
+    with pytest.raises(ValueError, match=r"are frozen .* Unfreeze them first \(e.g. base.trainable = True"):
+        kslim.attach(frozen_only, lam=1e-4)
+    base.trainable = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kslim.attach(model, lam=1e-4)
