@@ -20,6 +20,7 @@ from kslim.profiling import profile
 from kslim.pruning.budget import Budget
 from kslim.pruning.pruner import prune_and_plan
 from kslim.training.recipe import Recipe
+from kslim._internal import keras_api
 from kslim._internal.checks import check_int, check_number
 from kslim._internal.formatting import fewer as _fewer
 from kslim._internal.formatting import human as _human
@@ -86,17 +87,13 @@ def slim(
     included). A torn or corrupt file in the folder (a mid-phase backup, a
     checkpoint, `metrics.json`) is discarded with a warning that names it,
     and its phase is run again from the last good checkpoint.
-    What a resumed run restores exactly: the weights, the optimizer's state
-    and step count (so the learning-rate schedule), the epoch count, the
-    plans of finished passes. What differs: the order of the training data.
-    A `tf.data` pipeline's shuffling and augmentation draw from a state that
-    lives in the dataset object, and a new process starts it again at its
-    first epoch, so from the interrupted epoch on the resumed run sees the
-    same images in another order (and other crops). Its numbers then differ
-    from an uninterrupted run's by about as much as two seeds' do (in one
-    test of the MNIST demo, 71 against 69 neurons kept in fc1); an
-    uninterrupted run with the same seed is reproduced bit for bit on the
-    same machine.
+    A resumed run reproduces the uninterrupted one bit for bit on the same
+    machine: weights, optimizer state and step count (so the learning-rate
+    schedule) come from the backup, and the data order too, since `slim`
+    replays the passes over `train_data` that the uninterrupted run had
+    drawn. That needs `train_data` to be freshly made, as it is in a new
+    process (a seeded `kslim.data.load`); replaying costs one batch per
+    skipped pass.
     A `run_dir` made with other arguments is refused, naming the argument.
     A finished run returns at once, with its final model.
 
@@ -330,6 +327,10 @@ class _Job:
                 current = keras.models.clone_model(model)
                 current.set_weights(model.get_weights())
         done = done[: len(records)]
+        # A resumed run gets a new dataset, whose shuffling and augmentation start again at their first
+        # epoch: pass over as many epochs as the uninterrupted run had drawn, so the order is the same.
+        self.skip = sum(self.epochs if p == "sparse" else self.finetune_epochs
+                        for _, p in done if p in ("sparse", "finetuned")) if done else 0
         if len(done) == len(sequence):
             self.say(f"run_dir {self.folder.path} holds a finished run; loading its final model")
             self.compile(current, self.finetune_epochs)
@@ -443,6 +444,10 @@ class _Job:
                 )
                 shutil.rmtree(backup)
             resuming = os.path.isdir(backup)
+            if self.skip or resuming:
+                self.skip += _run_dir.backup_epoch(backup) if resuming else 0
+                _fast_forward(self.train_data, keras_api.FIT_PASSES_PER_EPOCH * self.skip)
+                self.skip = 0
             os.makedirs(self.folder.join(f"pass{k}"), exist_ok=True)
             callbacks += [
                 keras.callbacks.CSVLogger(self.folder.join(f"pass{k}/{name}.csv"), append=resuming),
@@ -496,6 +501,14 @@ class _Job:
     def say(self, text):
         if self.verbose:
             print(text, flush=True)
+
+
+def _fast_forward(data, epochs):
+    """Starts `epochs` passes over `data` and drops them, advancing its shuffling and augmentation."""
+    for _ in range(epochs):
+        iterator = iter(data)
+        next(iterator, None)
+        del iterator
 
 
 def _first_line(error):

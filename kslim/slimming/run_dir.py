@@ -185,6 +185,12 @@ def backup_damage(folder):
     return None
 
 
+def backup_epoch(folder):
+    """The number of finished epochs a whole Keras backup folder records."""
+    with open(os.path.join(folder, "training_metadata.json")) as f:
+        return int(json.load(f)["epoch"])
+
+
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -197,6 +197,43 @@ def test_a_damaged_checkpoint_or_metrics_file_is_discarded_and_redone(data, tmp_
     assert counter.fits == 2 and _phases(again.records) == ["initial", "sparse1", "pruned1", "finetuned1"]
 
 
+class _StopAt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the start of epoch `epoch` of fit number `fit`."""
+
+    def __init__(self, fit, epoch):
+        super().__init__()
+        self.fit, self.epoch, self.fits = fit, epoch, 0
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.fits == self.fit and epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("fit,epoch", [(3, 1), (2, 0)])  # mid-epoch of pass 2's sparsity training; at fine-tuning
+def test_a_resumed_run_reproduces_the_uninterrupted_one_bit_for_bit(tmp_path, fit, epoch):
+    # Issue 14, item 3: killed and resumed, a run chose another plan (fc1 500 -> 69 instead of 71). A new
+    # process gets a new dataset, whose seeded shuffling starts again at its first epoch; slim replays the
+    # passes the uninterrupted run had drawn. Each call gets a fresh dataset, as a new process would.
+    def fresh():
+        return kslim.data.load("mnist", batch_size=128, limit=2000, seed=0)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        return _model()
+
+    args = _args(epochs=2, finetune_epochs=2, plots=False)
+    whole = kslim.slim(model(), fresh(), None, run_dir=tmp_path / "whole", **args)
+    with pytest.raises(KeyboardInterrupt):
+        kslim.slim(model(), fresh(), None, run_dir=tmp_path / "cut", callbacks=[_StopAt(fit, epoch)], **args)
+    resumed = kslim.slim(model(), fresh(), None, run_dir=tmp_path / "cut", **args)
+    assert [r["channels"] for r in resumed.records] == [r["channels"] for r in whole.records]
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_resuming_with_other_arguments_is_refused(data, tmp_path):
     train, test = data
     run_dir = tmp_path / "run"
