@@ -6,6 +6,8 @@ import re
 import shutil
 import tempfile
 
+from kslim._internal.formatting import first_line
+
 # Every temporary file or folder kslim makes is named `.kslim-<pid>-<random><suffix>`: when the
 # process that made it is gone (killed during a write), the next write into the same folder
 # removes it.
@@ -29,10 +31,8 @@ def load_model(path):
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # zipfile, JSON and deserialization errors alike
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else type(error).__name__
         raise ValueError(
-            f"{path} is not a Keras model file that kslim can load ({first_line}); pass a .keras "
+            f"{path} is not a Keras model file that kslim can load ({first_line(error)}); pass a .keras "
             "file saved with model.save()."
         ) from error
     if not isinstance(model, keras.Model):
@@ -44,7 +44,7 @@ def check_output(output, inputs=(), overwrite=False):
     """Refuses an output path that is one of the inputs, or that exists without `overwrite`."""
     output = os.fspath(output)
     for path in inputs:
-        if path is not None and _same_file(output, os.fspath(path)):
+        if path is not None and same_file(output, os.fspath(path)):
             raise ValueError(f"The output {output} is an input file; choose another output path.")
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
@@ -55,7 +55,7 @@ def check_output(output, inputs=(), overwrite=False):
         raise FileExistsError(f"{output} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
 
 
-def _same_file(a, b):
+def same_file(a, b):
     """Whether two paths name one file, through symbolic links and hard links too."""
     if os.path.realpath(a) == os.path.realpath(b):
         return True

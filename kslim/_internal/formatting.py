@@ -20,6 +20,12 @@ def human_bytes(n):
             return f"{n:.2f} {unit}"
 
 
+def first_line(error):
+    """The first line of an exception's message, or its class name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def fewer(before, after):
     """'86.3% fewer' (or 'n/a' for a zero `before`)."""
     return f"{100.0 * (1 - after / before):.1f}% fewer" if before else "n/a"

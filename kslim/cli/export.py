@@ -2,9 +2,7 @@
 
 import os
 
-from kslim._internal import files as _files
-
-from kslim._internal.files import load_model
+from kslim._internal.files import load_model, same_file
 from kslim.deploy.convert import _CALIBRATION_SAMPLES, QUANTIZE_MODES
 from kslim.deploy.exporter import FORMATS, export
 
@@ -73,7 +71,7 @@ def export_file(
         )
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No model file at '{model_path}'; check the --model path.")
-    if _files._same_file(output, model_path):
+    if same_file(output, model_path):
         raise ValueError(
             f"The output {output} is the input model file; choose another output path."
         )

@@ -6,6 +6,8 @@ import zlib
 
 import numpy as np
 
+from kslim._internal.formatting import first_line
+
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -58,8 +60,7 @@ def read(path, split):
             x = f[f"x_{split}"] if f"x_{split}" in keys else None
             y = f[f"y_{split}"] if f"y_{split}" in keys else None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-        text = str(error).strip().splitlines()
-        reason = text[0] if text else type(error).__name__
+        reason = first_line(error)
         if not zipfile.is_zipfile(path):
             reason = "it is not a zip archive"
         raise ValueError(

@@ -111,7 +111,7 @@ def export(
     >>> print(report)
     """
     _check_model(model)
-    path = _check_arguments(path, format, quantize, representative_data, int8_io, overwrite)
+    path = _check_arguments(path, format, quantize, representative_data, int8_io, overwrite, selections)
     x_rep, _ = _samples._as_arrays(representative_data, model, "representative_data", _PARITY_SAMPLES)
     x_val, y_val = _samples._as_arrays(validation_data, model, "validation_data")
     if x_val is not None:
@@ -122,8 +122,6 @@ def export(
         x, y, source = _parity._random_inputs(model), None, "random"
 
     mode, selections = selections, None
-    if mode not in _lowering.MODES:
-        raise ValueError(f"selections={mode!r} is not supported; use one of {_lowering.MODES}.")
     if format == "tflite":
         with _lowering.lowered(model, mode) as (target, selections):
             content = _convert._tflite_bytes(target, quantize, x_rep, int8_io)
@@ -203,9 +201,11 @@ def _check_model(model):
         )
 
 
-def _check_arguments(path, format, quantize, representative_data, int8_io, overwrite):
+def _check_arguments(path, format, quantize, representative_data, int8_io, overwrite, selections):
     if format not in FORMATS:
         raise ValueError(f"format={format!r} is not supported; use one of {FORMATS}.")
+    if selections not in _lowering.MODES:
+        raise ValueError(f"selections={selections!r} is not supported; use one of {_lowering.MODES}.")
     if quantize not in _convert.QUANTIZE_MODES:
         raise ValueError(
             f"quantize={quantize!r} is not supported; use one of {_convert.QUANTIZE_MODES}."
@@ -276,8 +276,8 @@ class ExportReport:
         agreement: float or None, the fraction of inputs on which both models
             predict the same class (class-score outputs only).
         selections: dict or None, for a TFLite file of a model with channel
-            selections: how many were written as slices (`"sliced"`) and how
-            many folded into zero weights (`"folded"`).
+            selections: how many were written as slices (`"sliced"`), folded
+            into zero weights (`"folded"`) or as GATHERs (`"gathered"`).
 
     Example:
 

@@ -16,8 +16,10 @@ import contextlib
 import keras
 import numpy as np
 
+from kslim._internal import keras_api
 from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning import config_edit
+from kslim.pruning import nesting
 from kslim.pruning.graph import Graph
 from kslim.pruning.handlers import get_handler
 
@@ -31,6 +33,8 @@ MODES = ("auto", "slices", "fold", "gather")
 @contextlib.contextmanager
 def lowered(model, mode="auto"):
     """Yields the model that `kslim.export` converts to TFLite, with its selections lowered.
+
+    `mode` is one of `MODES`; `kslim.export` checks it with its other arguments.
 
     With `"auto"` a selection whose kept channels form at most `SLICE_RUNS`
     runs of consecutive channels is written as that many static slices and
@@ -46,20 +50,18 @@ def lowered(model, mode="auto"):
     """
     from kslim.layers.channel_select import runs
 
-    if mode not in MODES:
-        raise ValueError(f"selections={mode!r} is not one of {MODES}.")
-    selects = [layer for layer in _all_layers(model) if isinstance(layer, ChannelSelect)]
+    selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     if mode == "gather":
         yield model, {"sliced": 0, "folded": 0, "gathered": len(selects)}
         return
     max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
     many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
     target = model
-    if many and not _is_nested(model):
+    if many and not nesting.has_nested(model):
         foldable = {name for name in many if _foldable(model, name)}
         if foldable:
             target = fold_selections(model, only=foldable)
-    remaining = [layer for layer in _all_layers(target) if isinstance(layer, ChannelSelect)]
+    remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
     try:
         for layer in remaining:
             layer.lower_to_slices = True
@@ -67,18 +69,6 @@ def lowered(model, mode="auto"):
     finally:
         for layer in remaining:
             layer.lower_to_slices = False
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        else:
-            yield layer
-
-
-def _is_nested(model):
-    return any(isinstance(layer, keras.Model) for layer in model.layers)
 
 
 def _foldable(model, name):

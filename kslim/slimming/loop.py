@@ -23,6 +23,7 @@ from kslim.training.recipe import Recipe
 from kslim._internal import keras_api
 from kslim._internal.checks import check_int, check_number
 from kslim._internal.formatting import fewer as _fewer
+from kslim._internal.formatting import first_line
 from kslim._internal.formatting import human as _human
 
 _PHASES = ("sparse", "pruned", "finetuned")
@@ -330,7 +331,7 @@ class _Job:
         # A resumed run gets a new dataset, whose shuffling and augmentation start again at their first
         # epoch: pass over as many epochs as the uninterrupted run had drawn, so the order is the same.
         self.skip = sum(self.epochs if p == "sparse" else self.finetune_epochs
-                        for _, p in done if p in ("sparse", "finetuned")) if done else 0
+                        for _, p in done if p in ("sparse", "finetuned"))
         if len(done) == len(sequence):
             self.say(f"run_dir {self.folder.path} holds a finished run; loading its final model")
             self.compile(current, self.finetune_epochs)
@@ -356,7 +357,7 @@ class _Job:
             except (ValueError, OSError) as error:
                 record = records[-1]
                 warnings.warn(
-                    f"{self.folder.join(record['checkpoint'])} is damaged ({_first_line(error)}); "
+                    f"{self.folder.join(record['checkpoint'])} is damaged ({first_line(error)}); "
                     f"discarding it and running {_LABELS.get(record['phase'], record['phase'])} of "
                     f"pass {record['pass']} again.",
                     stacklevel=4,
@@ -509,11 +510,6 @@ def _fast_forward(data, epochs):
         iterator = iter(data)
         next(iterator, None)
         del iterator
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _gammas(model):

@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 
 from kslim._internal import files as _files
+from kslim._internal.formatting import first_line
 
 _RUN_FORMAT = "kslim.run/1"
 _METRICS_FORMAT = "kslim.metrics/1"
@@ -172,7 +173,7 @@ def backup_damage(folder):
         if not isinstance(epoch, int) or epoch < 0:
             return f"training_metadata.json gives epoch {epoch!r}"
     except (OSError, ValueError, KeyError, TypeError) as error:
-        return f"training_metadata.json: {_first_line(error)}"
+        return f"training_metadata.json: {first_line(error)}"
     try:
         def read(name, item):
             if isinstance(item, h5py.Dataset):
@@ -181,7 +182,7 @@ def backup_damage(folder):
         with h5py.File(weights, "r") as f:
             f.visititems(read)
     except Exception as error:  # h5py raises OSError, KeyError or RuntimeError for damaged files
-        return f"latest.weights.h5: {_first_line(error)}"
+        return f"latest.weights.h5: {first_line(error)}"
     return None
 
 
@@ -189,11 +190,6 @@ def backup_epoch(folder):
     """The number of finished epochs a whole Keras backup folder records."""
     with open(os.path.join(folder, "training_metadata.json")) as f:
         return int(json.load(f)["epoch"])
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _check_same(stored, given, path):
