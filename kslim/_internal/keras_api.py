@@ -104,3 +104,29 @@ def run_graph(model, inputs, operation_fn):
 # fit(epochs=n) the dataset's seeded shuffling has advanced 2n epochs). `slim` replays that many on resume;
 # tests/slimming/test_slimming.py fails if a Keras version changes it.
 FIT_PASSES_PER_EPOCH = 2
+
+
+def call_arguments(operation):
+    """`(args, kwargs)` of an operation's first call, symbolic tensors included.
+
+    A keras.ops call in a functional graph (`x + 3.0`, `ops.relu6(x)`) is an
+    `Operation` whose constants (the `3.0`) live only in its call's node;
+    `Node.arguments` has no public accessor.
+    """
+    nodes = getattr(operation, "_inbound_nodes", None) or []
+    if not nodes:
+        return (), {}
+    arguments = nodes[0].arguments
+    return tuple(arguments.args), dict(arguments.kwargs)
+
+
+def operation_classes(module, names):
+    """The keras.ops `Operation` classes called `names` in `keras.src.ops.<module>` (those that exist).
+
+    Keras exports the functions (`keras.ops.add`), not the classes their calls
+    leave in a graph; kslim registers handlers for the classes.
+    """
+    import importlib
+
+    found = importlib.import_module(f"keras.src.ops.{module}")
+    return [getattr(found, name) for name in names if isinstance(getattr(found, name, None), type)]

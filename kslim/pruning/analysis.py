@@ -103,6 +103,9 @@ class Analysis:
             return ins[0] * (width // max(len(ins[0]), 1))
         if node.role == "concat":
             return [s for sets in ins for s in sets]
+        if node.role == "split":
+            start = _split_start(g, node, key)
+            return ins[0][start:start + width]
         if node.role in ("merge", "multiply"):
             combine = frozenset.union if node.role == "multiply" else frozenset.intersection
             out = []
@@ -211,6 +214,16 @@ class Analysis:
             after[i][0] - self._full[i][0] for i in after
         )
         return params, self._other_flops + sum(f for _, f in after.values())
+
+
+def _split_start(g, node, key):
+    """Where output `key` of a split node starts in its input's channels."""
+    start = 0
+    for k in node.outputs:
+        if k == key:
+            return start
+        start += len(g.ids[k])
+    raise KeyError(key)
 
 
 def _width(shape):

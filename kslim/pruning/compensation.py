@@ -106,6 +106,11 @@ def known_zeros(analysis, pruned):
             out = np.tile(ins[0], width[0] // max(len(ins[0]), 1))
         elif node.role == "concat":
             out = np.concatenate(ins)
+        elif node.role == "split":
+            starts = np.cumsum([0] + width)
+            for key, a, b in zip(node.outputs, starts[:-1], starts[1:]):
+                zeros[key] = ins[0][a:b]
+            continue
         elif node.role in ("merge", "multiply"):
             parts = [np.broadcast_to(z, (width[0],)) for z in ins]
             out = np.any(parts, axis=0) if node.role == "multiply" else np.all(parts, axis=0)

@@ -23,6 +23,7 @@ import keras
 
 from kslim._internal import keras_api
 from kslim.pruning.handlers import get_handler
+from kslim.pruning.handlers.base import has_handler
 
 
 class _UnionFind:
@@ -56,11 +57,18 @@ Node.__doc__ = "A call in the graph: its operation, role, and input/output tenso
 def classify(op, rank, n_calls):
     """`(role, reason)` of one call: its handler's answer, or a barrier kslim decides itself.
 
-    A keras.ops call, a nested model and a shared layer are barriers whatever
-    their handler says: kslim cannot rebuild them narrower.
+    A nested model and a shared layer are barriers whatever their handler
+    says: kslim cannot rebuild them narrower. A keras.ops call is understood
+    when a handler is registered for its class (kslim registers the
+    element-wise ops, activations, concatenate and split).
     """
     if not isinstance(op, keras.layers.Layer):
-        return "barrier", f"operation '{op.name}' ({type(op).__name__}) is not a layer kslim understands"
+        if not has_handler(op) or n_calls > 1:
+            return "barrier", (
+                f"operation '{op.name}' ({type(op).__name__}) is not one kslim understands; "
+                "register a handler for its class with kslim.pruning.register_handler"
+            )
+        return get_handler(op).classify(op, rank)
     if isinstance(op, keras.Model):
         return "barrier", f"nested model '{op.name}' is kept whole"
     if n_calls > 1:
@@ -155,6 +163,15 @@ class Graph:
                 self.ids[outs[0]] = list(full[0])
         elif kind == "concat":
             self.ids[outs[0]] = [i for ids in in_ids for i in ids]
+        elif kind == "split":
+            widths = [_width(t.shape) for t in node.output_tensors]
+            if len(ins) != 1 or sum(widths) != len(in_ids[0]):
+                kind, reason = "barrier", f"'{op.name}' splits {len(in_ids[0])} channels into {widths}"
+            else:
+                start = 0
+                for key, w in zip(outs, widths):
+                    self.ids[key] = list(in_ids[0][start:start + w])
+                    start += w
         if kind == "barrier":
             for key, t in zip(outs, node.output_tensors):
                 self.ids[key] = self._new_ids(_width(t.shape), ("barrier", reason))

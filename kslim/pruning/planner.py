@@ -310,7 +310,7 @@ def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=
         in_changed = [len(a) != f for a, f in zip(ins, full_ins)]
         if not any(in_changed) and len(out) == full_out and node.role != "producer":
             continue
-        if node.role == "per_channel" and not node.op.weights and not get_handler(node.op).edits_config(node.op):
+        if node.role == "per_channel" and not getattr(node.op, "weights", ()) and not get_handler(node.op).edits_config(node.op):
             continue
         select = None
         if node.role == "scale" and out != ins[0]:

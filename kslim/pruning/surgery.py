@@ -94,7 +94,7 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     folded = _fold_masks(g, weights)
     if rebalance and folded:
         spread_mask_gains(g, weights, folded, records)
-    edit = _config_editor(records, nodes, enable_bias)
+    edit = _config_editor(records, nodes, enable_bias, _split_widths(analysis, pruned))
     try:
         if isinstance(model, keras.Sequential):
             new = _rebuild_from_config(model, records, edit, folded)
@@ -120,10 +120,25 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     return new
 
 
-def _config_editor(records, nodes, enable_bias):
-    """A function that edits one layer's config in place for its pruned width."""
+def _split_widths(analysis, pruned):
+    """`{name: output widths}` of each `ops.split` whose outputs lose channels."""
+    g = analysis.graph
+    out = {}
+    for node in g.nodes:
+        if node.role == "split":
+            widths = [len(analysis.alive(k, pruned)) for k in node.outputs]
+            if widths != [len(g.ids[k]) for k in node.outputs]:
+                out[node.op.name] = widths
+    return out
+
+
+def _config_editor(records, nodes, enable_bias, splits):
+    """A function that edits one layer's (or keras.ops call's) config in place for its pruned width."""
 
     def edit(name, config):
+        if name in splits:
+            op = nodes[name][1].op
+            get_handler(op).split_config(config, splits[name])
         if name in records and records[name]["out"] is not None:
             op = nodes[name][1].op
             get_handler(op).edit_config(op, config, records[name]["out"])

@@ -120,6 +120,33 @@ def se_net(input_shape=(16, 16, 3), classes=10):
     return keras.Model(inp, L.Dense(classes, name="logits")(x), name="se_net")
 
 
+def ops_net(input_shape=(16, 16, 3), classes=10):
+    """keras.ops calls instead of layers: hard-swish and an SE gate as arithmetic (as MobileNetV3 writes
+    them), a residual `x + y`, and `ops.split` / `ops.concatenate` on the channel axis (as CSPNet)."""
+    ops = keras.ops
+
+    def hard_sigmoid(x):
+        return L.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)
+
+    x = inp = keras.Input(input_shape)
+    x = _cbr(x, 16, "stem", act=False)
+    x = x * hard_sigmoid(x)  # hard-swish
+    y = _cbr(x, 16, "res", act=False)
+    x = ops.relu(x + y)
+    s = L.GlobalAveragePooling2D(keepdims=True, name="se_squeeze")(x)
+    s = L.Conv2D(8, 1, activation="relu", name="se_reduce")(s)
+    s = L.Conv2D(16, 1, name="se_expand")(s)
+    x = x * hard_sigmoid(s)
+    x = _cbr(x, 32, "wide")
+    a, b = ops.split(x, 2, axis=-1)
+    a = _cbr(a, 16, "part", act=False)
+    a = ops.relu6(a) * ops.sigmoid(a) - ops.maximum(a, 0.0) / 2.0
+    x = ops.concatenate([a, b], axis=-1)
+    x = _cbr(x, 24, "head")
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(classes, name="logits")(x), name="ops_net")
+
+
 def mlp(input_shape=(28, 28, 1), classes=10):
     x = inp = keras.Input(input_shape)
     x = L.Flatten(name="flatten")(x)
@@ -204,6 +231,10 @@ def keras_densenet121():
     return keras.applications.DenseNet121(weights=None, input_shape=(32, 32, 3), classes=10)
 
 
+def keras_mobilenetv3small():
+    return keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10, alpha=0.75)
+
+
 CUSTOM = {
     "vgg": vgg,
     "resnet": resnet,
@@ -211,6 +242,7 @@ CUSTOM = {
     "densenet": densenet,
     "mobilenet": mobilenet,
     "se_net": se_net,
+    "ops_net": ops_net,
     "mlp": mlp,
     "sequential": sequential,
     "layer_zoo": layer_zoo,
@@ -220,5 +252,6 @@ APPLICATIONS = {
     "keras_resnet50": keras_resnet50,
     "keras_mobilenetv2": keras_mobilenetv2,
     "keras_densenet121": keras_densenet121,
+    "keras_mobilenetv3small": keras_mobilenetv3small,
 }
 ALL = {**CUSTOM, **APPLICATIONS}

@@ -12,7 +12,9 @@ from kslim.pruning.handlers.base import ROLES as ROLES
 from kslim.pruning.handlers.base import LayerHandler as LayerHandler
 from kslim.pruning.handlers.base import get_handler as get_handler
 from kslim.pruning.handlers.base import register_handler as register_handler
+from kslim._internal import keras_api
 from kslim.pruning.handlers import channelwise as _cw
+from kslim.pruning.handlers import ops as _ops
 from kslim.pruning.handlers import producers as _prod
 from kslim.pruning.handlers import structure as _st
 
@@ -63,4 +65,33 @@ def _register_builtins():
     )
 
 
+def _register_ops():
+    """keras.ops calls, understood like their layer twins (`x + y` like Add, `ops.relu6` like ReLU(6))."""
+    binary = {
+        "Add": ("merge", "add"), "Subtract": ("merge", "add"), "Multiply": ("multiply", "multiply"),
+        "Divide": ("barrier", "divide"), "TrueDivide": ("barrier", "divide"),
+        "Maximum": ("merge", "extremum"), "Minimum": ("merge", "extremum"),
+    }
+    for cls in keras_api.operation_classes("numpy", binary):
+        register_handler(cls, _ops.BinaryOpHandler(*binary[cls.__name__]))
+    homogeneous = ["Relu", "LeakyRelu"]
+    unary_nn = ["Relu6", "Sigmoid", "HardSigmoid", "Silu", "HardSilu", "Gelu", "Elu", "Selu", "Softplus",
+                "Softsign", "Tanh"]
+    for cls in keras_api.operation_classes("nn", homogeneous):
+        register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))
+    for cls in keras_api.operation_classes("nn", unary_nn):
+        register_handler(cls, _ops.UnaryOpHandler())
+    for cls in keras_api.operation_classes("numpy", ["Tanh", "Abs", "Absolute", "Square", "Sqrt", "Exp", "Clip"]):
+        register_handler(cls, _ops.UnaryOpHandler())
+    for cls in keras_api.operation_classes("numpy", ["Negative"]):
+        register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))
+    for cls in keras_api.operation_classes("core", ["Cast"]):
+        register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))
+    for cls in keras_api.operation_classes("numpy", ["Concatenate"]):
+        register_handler(cls, _ops.ConcatenateOpHandler())
+    for cls in keras_api.operation_classes("numpy", ["Split"]):
+        register_handler(cls, _ops.SplitOpHandler())
+
+
 _register_builtins()
+_register_ops()

@@ -13,6 +13,7 @@ Roles (what `LayerHandler.classify` returns):
     "merge"        ties the channels of its inputs element-wise (Add, Subtract, Average, ...).
     "multiply"     like "merge", but a zero in any input zeroes the output (Multiply).
     "concat"       concatenates its inputs' channels.
+    "split"        splits its input's channels into runs, one per output (`ops.split`).
     "flatten"      unrolls (spatial, channel) into features.
     "reshape"      reshapes but keeps the channel axis last (else it flattens or is a barrier).
     "barrier"      anything else: its input channels are kept, its outputs are new.
@@ -21,7 +22,7 @@ Roles (what `LayerHandler.classify` returns):
 import numpy as np
 
 ROLES = (
-    "producer", "scale", "per_channel", "merge", "multiply", "concat", "flatten", "reshape",
+    "producer", "scale", "per_channel", "merge", "multiply", "concat", "split", "flatten", "reshape",
     "barrier",
 )
 
@@ -246,6 +247,11 @@ def register_handler(layer_class, handler=None):
         )
     _REGISTRY[layer_class] = handler
     return handler
+
+
+def has_handler(layer):
+    """Whether a handler is registered for `layer`'s class or one of its bases."""
+    return any(cls in _REGISTRY for cls in type(layer).__mro__)
 
 
 def get_handler(layer):
