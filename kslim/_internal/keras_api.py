@@ -130,3 +130,19 @@ def operation_classes(module, names):
 
     found = importlib.import_module(f"keras.src.ops.{module}")
     return [getattr(found, name) for name in names if isinstance(getattr(found, name, None), type)]
+
+
+def applications_layer(module, name):
+    """A custom layer class that a keras.applications model uses, or None where this Keras has none.
+
+    `CustomScaleLayer` (InceptionResNetV2) and `LayerScale` (ConvNeXt) live in
+    `keras.src.applications.<module>`; Keras does not export them.
+    """
+    import importlib
+
+    try:
+        found = importlib.import_module(f"keras.src.applications.{module}")
+    except ImportError:
+        return None
+    cls = getattr(found, name, None)
+    return cls if isinstance(cls, type) else None

@@ -16,8 +16,12 @@ def add_channel_masks(model, exclude=()):
     layer whose channels no scaling factor scores and that does not feed the
     model output directly. A fused activation is split off into an
     `Activation` layer after the mask, so that `kslim.prune` can later fold
-    the mask into the layer's weights. Weights are copied; `model` is not
-    modified.
+    the mask into the layer's weights. Where a `BatchNormalization(scale=False)`
+    reads the layer (InceptionV3, InceptionResNetV2), the mask goes after that
+    BN instead: in training BN divides by the batch statistics, so a mask
+    before it would not change the loss and L1 would shrink every mask alike;
+    after it, the mask is the gamma the BN lacks, and `kslim.prune` folds it
+    into the BN as one. Weights are copied; `model` is not modified.
 
     Reference: Yang et al., "Structured Pruning of Convolutional
     Neural Networks via L1 Regularization", IEEE Access 2019.
@@ -41,13 +45,13 @@ def add_channel_masks(model, exclude=()):
     g = analysis.graph
     out_groups = {g.group(c) for key in g.output_keys for c in g.ids[key]}
     targets = []
-    for node in g.nodes:
+    for index, node in enumerate(g.nodes):
         if node.role != "producer" or node.op.name in exclude:
             continue
         groups = {g.group(c) for c in g.ids[node.outputs[0]]}
         if groups & out_groups or any(r in analysis.score for r in groups):
             continue
-        targets.append(node.op)
+        targets.append((node.op, _unscaled_bn_after(g, node)))
     if not targets:
         raise ValueError(
             f"Model '{model.name}' has no Conv/Dense layer that could take a ChannelMask: every "
@@ -57,10 +61,13 @@ def add_channel_masks(model, exclude=()):
     config = model.get_config()
     for entry in config["layers"]:
         entry.pop("build_config", None)
-    for layer in targets:
+    for layer, bn in targets:
         entry = next(e for e in config["layers"] if config_edit.entry_name(e) == layer.name)
         activation = entry["config"].get("activation", "linear")
         mask = ChannelMask(name=config_edit.unique_name(config, f"{layer.name}_mask"))
+        if bn is not None:  # BN(scale=False) divides by the batch's spread: the factor goes after it
+            config_edit.insert_after(config, bn.name, _serialize(mask), is_sequential)
+            continue
         if activation not in ("linear", None):
             entry["config"]["activation"] = "linear"
             act = keras.layers.Activation(
@@ -73,6 +80,17 @@ def add_channel_masks(model, exclude=()):
         if not isinstance(layer, ChannelMask) and layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return new
+
+
+def _unscaled_bn_after(g, node):
+    """The BatchNormalization(scale=False) that alone reads a producer's output, or None."""
+    readers = g.consumers[node.outputs[0]]
+    if len(readers) != 1:
+        return None
+    bn = g.nodes[readers[0]].op
+    if isinstance(bn, keras.layers.BatchNormalization) and not bn.scale and g.nodes[readers[0]].role == "per_channel":
+        return bn
+    return None
 
 
 def _serialize(layer):

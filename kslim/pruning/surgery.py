@@ -94,7 +94,9 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     folded = _fold_masks(g, weights)
     if rebalance and folded:
         spread_mask_gains(g, weights, folded, records)
-    edit = _config_editor(records, nodes, enable_bias, _split_widths(analysis, pruned))
+    into_bn = _fold_masks_into_bn(g, weights)
+    folded.update(into_bn)
+    edit = _config_editor(records, nodes, enable_bias, _split_widths(analysis, pruned), set(into_bn.values()))
     try:
         if isinstance(model, keras.Sequential):
             new = _rebuild_from_config(model, records, edit, folded)
@@ -132,10 +134,12 @@ def _split_widths(analysis, pruned):
     return out
 
 
-def _config_editor(records, nodes, enable_bias, splits):
+def _config_editor(records, nodes, enable_bias, splits, scaled_bns):
     """A function that edits one layer's (or keras.ops call's) config in place for its pruned width."""
 
     def edit(name, config):
+        if name in scaled_bns:  # a folded mask became its gamma
+            config["scale"] = True
         if name in splits:
             op = nodes[name][1].op
             get_handler(op).split_config(config, splits[name])
@@ -273,6 +277,32 @@ def _fold_masks(g, weights):
         w = weights.get(producer.name) or [np.array(x) for x in producer.get_weights()]
         weights[producer.name] = get_handler(producer).scale_outputs(producer, w, mask)
         folded[node.op.name] = producer.name
+    return folded
+
+
+def _fold_masks_into_bn(g, weights):
+    """Folds each ChannelMask right after a BatchNormalization(scale=False) into it, as its gamma.
+
+    mask * ((x - mean) / sd + beta) is a BN with gamma = mask and beta = mask * beta.
+    """
+    folded = {}
+    for node in g.nodes:
+        if not isinstance(node.op, ChannelMask):
+            continue
+        src = [n for n in g.nodes if node.inputs[0] in n.outputs]
+        if len(src) != 1 or len(g.consumers[node.inputs[0]]) != 1:
+            continue
+        bn = src[0].op
+        if not isinstance(bn, keras.layers.BatchNormalization) or bn.scale or src[0].role != "per_channel":
+            continue
+        mask = np.array(keras.ops.convert_to_numpy(node.op.mask))
+        w = weights.get(bn.name) or [np.array(x) for x in bn.get_weights()]
+        if bn.center:
+            w = [mask, w[0] * mask] + w[1:]
+        else:
+            w = [mask] + w
+        weights[bn.name] = w
+        folded[node.op.name] = bn.name
     return folded
 
 

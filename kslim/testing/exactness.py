@@ -5,6 +5,7 @@ third of the scaling factors and betas at zero), so that `kslim.prune` has
 channels to remove and a masked model to be compared with.
 """
 
+import keras
 import numpy as np
 
 from kslim.layers.channel_mask import ChannelMask
@@ -36,7 +37,20 @@ def sparsify(model, frac=0.35, beta_zero=True, seed=0):
         mean = rng.normal(0.0, 0.2, n).astype("float32")
         var = rng.uniform(0.5, 2.0, n).astype("float32")
         layer.set_weights([gamma, beta, mean, var])
+    scored = {id(layer) for layer, _ in scaling_factors(model)}
+    for layer in _all_layers(model):  # BN(scale=False) (InceptionV3): random statistics and beta too
+        if isinstance(layer, keras.layers.BatchNormalization) and id(layer) not in scored:
+            n = layer.moving_mean.shape[0]
+            stats = [rng.normal(0.0, 0.2, n), rng.uniform(0.5, 2.0, n)]
+            head = [rng.uniform(0.3, 1.0, n)] * layer.scale + [rng.normal(0.0, 0.2, n)] * layer.center
+            layer.set_weights([w.astype("float32") for w in head + stats])
     return model
+
+
+def _all_layers(model):
+    from kslim._internal import keras_api
+
+    return keras_api.all_layers(model)
 
 
 def inputs(model, n=4, seed=1):

@@ -421,3 +421,53 @@ def test_a_nested_backbone_is_pruned_through_exactly(wrap):
     assert not any(isinstance(layer, keras.Model) for layer in slim.layers)  # flat, as documented
     assert len(base.get_layer("block_1_expand")._inbound_nodes) == nodes_before  # the user's model untouched
     assert "block_1_expand_BN" in plan.layers
+
+
+def _inception_style():
+    """BatchNormalization(scale=False) after every convolution (InceptionV3), an Inception-ResNet scaled
+    sum (keras.applications' CustomScaleLayer), ConvNeXt's LayerScale and a one-group-per-channel conv."""
+    from keras.src.applications.convnext import LayerScale
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    def conv_bn(x, filters, name, kernel=3):
+        x = L.Conv2D(filters, kernel, padding="same", use_bias=False, name=name)(x)
+        x = L.BatchNormalization(scale=False, momentum=0.9, name=name + "_bn")(x)
+        return L.Activation("relu", name=name + "_ac")(x)
+
+    x = inp = keras.Input((12, 12, 3))
+    x = conv_bn(x, 16, "stem")
+    branches = [conv_bn(x, 8, "b0", 1), conv_bn(conv_bn(x, 8, "b1a", 1), 8, "b1b")]
+    up = L.Conv2D(16, 1, name="up")(L.Concatenate(name="mixed")(branches))
+    x = L.Activation("relu", name="res_ac")(CustomScaleLayer(0.2, name="res")([x, up]))
+    y = L.Conv2D(16, 3, padding="same", groups=16, name="dw")(x)
+    y = L.Dense(24, name="pw1")(y)
+    y = L.BatchNormalization(scale=False, momentum=0.9, name="pw1_bn")(y)
+    y = L.Dense(16, name="pw2")(L.ReLU(name="pw1_relu")(y))
+    x = L.Add(name="add")([x, LayerScale(0.5, 16, name="layer_scale")(y)])
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, L.Dense(10, name="logits")(x), name="inception_style")
+
+
+def test_unscaled_bn_custom_scale_layerscale_and_depthwise_groups_prune_exactly(tmp_path):
+    # Issue 12, items 4 and 5: CustomScaleLayer and LayerScale were barriers, a conv with one group per
+    # channel too, and add_channel_masks put the mask *before* a BN(scale=False), where it ranks nothing.
+    masked = kslim.add_channel_masks(_inception_style())
+    mask_input = {layer.name: layer.input._keras_history[0].name
+                  for layer in masked.layers if isinstance(layer, kslim.layers.ChannelMask)}
+    assert mask_input["stem_mask"] == "stem_bn" and mask_input["pw1_mask"] == "pw1_bn"
+    model = sparsify(masked, frac=0.4)
+    plan = kslim.plan(model, threshold=1e-6)
+    assert not plan.kept_reasons or not any(w in " ".join(plan.kept_reasons)
+                                            for w in ("res", "layer_scale", "dw"))
+    slim = kslim.prune(model, plan=plan)
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    assert not any(isinstance(layer, kslim.layers.ChannelMask) for layer in slim.layers)
+    stem_bn = slim.get_layer("stem_bn")
+    assert stem_bn.scale and stem_bn.gamma.shape[0] == slim.get_layer("stem").filters < 16  # the mask is its gamma
+    assert slim.get_layer("dw").groups == slim.get_layer("dw").filters == slim.get_layer("stem").filters
+    assert slim.get_layer("layer_scale").projection_dim == slim.get_layer("stem").filters
+    slim.save(tmp_path / "slim.keras")
+    again = keras.saving.load_model(tmp_path / "slim.keras")
+    np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=1e-6, atol=1e-6)
+    assert kslim.plan(slim, ratio=0.2).factors[0] > 0  # the folded gammas score the next pass

@@ -63,6 +63,11 @@ def _register_builtins():
     register_handler(
         L.Permute, _st.BarrierHandler("'{name}' permutes axes", homogeneous=True)
     )
+    for cls in (L.LayerNormalization, L.GroupNormalization, L.UnitNormalization):
+        register_handler(cls, _st.BarrierHandler(
+            "'{name}' normalises across channels, so every channel changes the others; "
+            "use BatchNormalization, or add_channel_masks to prune the layers between such norms"
+        ))
 
 
 def _register_ops():
@@ -93,5 +98,17 @@ def _register_ops():
         register_handler(cls, _ops.SplitOpHandler())
 
 
+
+def _register_applications_layers():
+    """The custom layers of keras.applications models, through the public registry."""
+    scale = keras_api.applications_layer("inception_resnet_v2", "CustomScaleLayer")
+    if scale is not None:
+        register_handler(scale, _st.ScaledSumHandler())
+    layer_scale = keras_api.applications_layer("convnext", "LayerScale")
+    if layer_scale is not None:
+        register_handler(layer_scale, _cw.LayerScaleHandler())
+
+
 _register_builtins()
 _register_ops()
+_register_applications_layers()

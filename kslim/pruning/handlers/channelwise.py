@@ -99,3 +99,16 @@ class ConfigValuesHandler(PerChannelHandler):
             value = config.get(key)
             if isinstance(value, (list, tuple)) and np.size(value) > 1:
                 config[key] = np.take(np.asarray(value), out_keep, axis=-1).tolist()
+
+
+class LayerScaleHandler(PerChannelHandler):
+    """ConvNeXt's `LayerScale`: `x * gamma`, one gamma per channel; its config holds the width."""
+
+    def __init__(self):
+        super().__init__(homogeneous=True)
+
+    def edits_config(self, layer):
+        return True
+
+    def edit_config(self, layer, config, out_keep):
+        config["projection_dim"] = len(out_keep)

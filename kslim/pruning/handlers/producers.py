@@ -67,16 +67,43 @@ class DenseHandler(ProducerHandler):
 
 
 class ConvHandler(ProducerHandler):
-    """Conv1D/2D/3D. A grouped convolution mixes only within groups: a barrier."""
+    """Conv1D/2D/3D. One group per channel (`groups == filters == input channels`, ConvNeXt's
+    depthwise convolution) passes each channel through on its own, like DepthwiseConv2D; other
+    grouped convolutions mix channels within groups: barriers."""
 
     def classify(self, layer, rank):
-        if layer.groups != 1 or not channels_last(layer):
-            return "barrier", f"'{layer.name}' is a grouped or channels_first convolution"
+        if not channels_last(layer):
+            return "barrier", f"'{layer.name}' is a channels_first convolution"
+        if _depthwise(layer):
+            return "per_channel", None
+        if layer.groups != 1:
+            return "barrier", f"'{layer.name}' is a grouped convolution ({layer.groups} groups)"
         return "producer", None
+
+    def weight_axes(self, layer, shapes):
+        if _depthwise(layer):
+            return [{-1: "out"}] * len(shapes)
+        return super().weight_axes(layer, shapes)
+
+    def edit_config(self, layer, config, out_keep):
+        super().edit_config(layer, config, out_keep)
+        if _depthwise(layer):
+            config["groups"] = len(out_keep)
 
     def macs(self, layer, x, y):
         c_in, c_out, _, y_space = _spatial(layer, x, y)
+        if _depthwise(layer):
+            return math.prod(y_space) * c_out * math.prod(layer.kernel_size)
         return math.prod(y_space) * c_out * math.prod(layer.kernel_size) * c_in // layer.groups
+
+    def rescalable(self, layer):
+        return not _depthwise(layer) and super().rescalable(layer)
+
+
+def _depthwise(layer):
+    """A convolution with one group per channel: output channel j reads input channel j alone."""
+    groups = getattr(layer, "groups", 1)
+    return groups > 1 and groups == layer.filters == layer.input.shape[-1]
 
 
 class ConvTransposeHandler(ProducerHandler):

@@ -14,6 +14,16 @@ class RoleHandler(LayerHandler):
         return self.role, None
 
 
+class ScaledSumHandler(RoleHandler):
+    """InceptionResNetV2's `CustomScaleLayer`: `x[0] + x[1] * scale`, a merge of its two inputs."""
+
+    def __init__(self):
+        super().__init__("merge")
+
+    def homogeneous(self, layer):
+        return True
+
+
 class ConcatenateHandler(LayerHandler):
     def classify(self, layer, rank):
         return ("concat" if layer.axis in (-1, rank - 1) else "merge"), None
