@@ -13,6 +13,7 @@ _VERSION = re.search(
 _EXPORT = ["ai-edge-litert>=1.2"]
 _PLOTS = ["matplotlib>=3.7"]
 _TFDS = ["tensorflow-datasets>=4.9"]
+_HUB = ["keras-hub>=0.21"]  # KerasHub backbones and tasks, built from their constructors
 
 setup(
     name="kslim",
@@ -34,8 +35,9 @@ setup(
         "export": _EXPORT,
         "plots": _PLOTS,
         "tfds": _TFDS,
+        "hub": _HUB,
         "all": _EXPORT + _PLOTS + _TFDS,
-        "test": _EXPORT + _PLOTS + _TFDS + ["pytest>=7", "jax>=0.4"],
+        "test": _EXPORT + _PLOTS + _TFDS + _HUB + ["pytest>=7", "jax>=0.4"],
     },
     license="Apache-2.0",
 )

@@ -47,8 +47,9 @@ def flatten(model):
             return lambda *args, **kwargs: keras_api.run_graph(op, args[0] if len(args) == 1 else args, operation)
         return op
 
+    # Named after the user's input layers (clone_model names its inputs after their tensors).
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=keras_api.producing_operation(t).name)
-              for t in copy.inputs]
+              for t in model.inputs]
     outputs = operation(copy)(*inputs)
     names = [layer.name for layer in keras_api.all_layers(copy) if not isinstance(layer, keras.Model)]
     seen, clashes = set(), set()

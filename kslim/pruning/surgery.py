@@ -184,7 +184,10 @@ def _clone(model, records, edit, folded):
         keys = [k for k in config if k.endswith("_initializer") and hasattr(layer, k)]
         initializers[layer.name] = {k: config[k] for k in keys}
         config.update(dict.fromkeys(keys, "zeros"))
-        return layer.__class__.from_config(config)
+        new = layer.__class__.from_config(config)
+        if new.name != layer.name:  # KerasHub's MobileNet blocks append "_0" to their name in from_config
+            new.name = layer.name
+        return new
 
     def call_function(layer, *args, **kwargs):
         if layer.name in folded:

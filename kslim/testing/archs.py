@@ -255,3 +255,82 @@ APPLICATIONS = {
     "keras_mobilenetv3small": keras_mobilenetv3small,
 }
 ALL = {**CUSTOM, **APPLICATIONS}
+
+
+# KerasHub backbones and a task, built from their constructors (presets download: never here). Small
+# configurations of each family's real blocks; keras-hub is an optional extra.
+
+
+def _hub():
+    import keras_hub
+
+    return keras_hub.models
+
+
+def hub_resnet():
+    return _hub().ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="bottleneck_block",
+        image_shape=(32, 32, 3))
+
+
+def hub_resnet_v2():
+    return _hub().ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[2, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=True, image_shape=(32, 32, 3))
+
+
+def hub_densenet():
+    return _hub().DenseNetBackbone(stackwise_num_repeats=[2, 2], image_shape=(32, 32, 3))
+
+
+def hub_cspnet():
+    return _hub().CSPNetBackbone(
+        stem_filters=32, stem_kernel_size=3, stem_strides=1, stackwise_depth=[1, 1],
+        stackwise_strides=[1, 2], stackwise_num_filters=[32, 64], block_type="bottleneck_block",
+        stage_type="csp", expand_ratio=[2.0] * 2, bottle_ratio=[0.5] * 2, block_ratio=[1.0] * 2, image_shape=(32, 32, 3))
+
+
+def hub_xception():
+    return _hub().XceptionBackbone(
+        stackwise_conv_filters=[[16, 32], [32, 64], [64, 64]], stackwise_pooling=[True, True, False],
+        image_shape=(64, 64, 3))
+
+
+def hub_efficientnet():
+    return _hub().EfficientNetBackbone(
+        stackwise_kernel_sizes=[3, 3, 3], stackwise_num_repeats=[1, 2, 2],
+        stackwise_input_filters=[16, 16, 24], stackwise_output_filters=[16, 24, 32],
+        stackwise_expansion_ratios=[1, 4, 4], stackwise_squeeze_and_excite_ratios=[0.0, 0.0, 0.25],
+        stackwise_strides=[1, 2, 2], stackwise_block_types=["fused", "fused", "unfused"],
+        stackwise_width_coefficients=[1.0] * 3, stackwise_depth_coefficients=[1.0] * 3,
+        stackwise_force_input_filters=[0] * 3, stackwise_nores_option=[False] * 3,
+        input_shape=(32, 32, 3), num_features=128)
+
+
+def hub_mobilenet():
+    return _hub().MobileNetBackbone(
+        stackwise_expansion=[[40, 56], [64, 144]], stackwise_num_blocks=[2, 2],
+        stackwise_num_filters=[[16, 16], [24, 24]], stackwise_kernel_size=[[3, 3], [5, 5]],
+        stackwise_num_strides=[[2, 1], [2, 1]], stackwise_se_ratio=[[None, None], [0.25, 0.25]],
+        stackwise_activation=[["relu", "relu"], ["hard_swish", "hard_swish"]],
+        output_num_filters=96, input_activation="hard_swish", output_activation="hard_swish",
+        input_num_filters=16, image_shape=(32, 32, 3), depthwise_filters=16, squeeze_and_excite=0.5,
+        stackwise_padding=[[1, 1], [2, 2]], depthwise_stride=1, depthwise_residual=True, last_layer_filter=96)
+
+
+def hub_resnet_classifier():
+    return _hub().ResNetImageClassifier(backbone=hub_resnet(), num_classes=10)
+
+
+HUB = {
+    "hub_resnet": hub_resnet,
+    "hub_resnet_v2": hub_resnet_v2,
+    "hub_densenet": hub_densenet,
+    "hub_cspnet": hub_cspnet,
+    "hub_xception": hub_xception,
+    "hub_efficientnet": hub_efficientnet,
+    "hub_mobilenet": hub_mobilenet,
+    "hub_resnet_classifier": hub_resnet_classifier,
+}
