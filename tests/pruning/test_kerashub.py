@@ -19,7 +19,8 @@ PRUNED = ["hub_resnet", "hub_resnet_v2", "hub_densenet", "hub_cspnet", "hub_xcep
 
 @pytest.mark.parametrize("name", PRUNED)
 def test_kerashub_models_prune_exactly_and_the_result_saves_and_loads(name, tmp_path):
-    # Before: the rebuild raised a bare KeyError: 'layers' (a KerasHub config holds constructor arguments).
+    # The issue saw a bare KeyError: 'layers' here (a KerasHub config holds constructor arguments); the
+    # rebuild now clones the inlined graph layer by layer and never reads the model's config.
     model = sparsify(archs.HUB[name](), frac=0.4)
     x = inputs(model, n=2)
     before = model(x, training=False)
