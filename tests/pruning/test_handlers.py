@@ -180,7 +180,7 @@ def test_keras_ops_calls_are_understood_like_their_layer_twins():
     assert not [r for r in plan.kept_reasons if "operation" in r], plan.kept_reasons
     zeroed = sum(int(np.sum(np.abs(keras.ops.convert_to_numpy(layer.gamma)) < 1e-8))
                  for layer in model.layers if isinstance(layer, L.BatchNormalization))
-    assert plan.factors[0] - plan.factors[1] >= 0.3 * zeroed  # groups tied by residual adds need every member zero
+    assert plan.factors[1] >= 0.5 * zeroed  # 61% here (18% before); a residual add ties groups that must all be zero
     slim = kslim.prune(model, plan=plan)
     x = inputs(model)
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
