@@ -66,8 +66,10 @@ class Analysis:
             if kind[0] in ("input", "barrier"):
                 self._block(g.group(channel), kind[1])
         constant = {key: [frozenset()] * len(g.ids[key]) for key in g.input_keys}
+        self._zero = {key: [frozenset()] * len(g.ids[key]) for key in g.input_keys}
         for index, node in enumerate(g.nodes):
             ins = [constant.get(k) for k in node.inputs]
+            zero_ins = [self._zero.get(k) for k in node.inputs]
             if node.op.name in exclude:
                 for key in node.outputs:
                     for channel in g.ids[key]:
@@ -80,7 +82,8 @@ class Analysis:
                 for key, sets in zip(node.inputs, ins):
                     self._check_reader(key, sets, why)
             for key in node.outputs:
-                constant[key] = self._propagate(node, index, ins, key)
+                constant[key] = self._propagate(node, index, ins, key, zero_ins)
+                self._zero[key] = self._propagate_zero(node, zero_ins, key)
         for key in g.output_keys:
             self._check_reader(key, None, "it is a model output")
 
@@ -91,8 +94,29 @@ class Analysis:
                 if sets is None or root not in sets[j]:
                     self._block(root, why)
 
-    def _propagate(self, node, index, ins, key):
-        """For each output channel, the groups whose zeroing makes it constant."""
+    def _propagate_zero(self, node, ins, key):
+        """For each output channel, the groups whose zeroing makes it exactly 0 (not just constant).
+
+        A zeroed BN gamma leaves beta, a zeroed ChannelMask leaves 0; 0 survives layers that map 0
+        to 0 (positively homogeneous ones), sums of zeros, and products with a zero.
+        """
+        g = self.graph
+        width = len(g.ids[key])
+        if node.role == "scale":
+            emits = _emits_zero(node.op, width)
+            return [s | {g.group(c)} if emits[j] else s for j, (s, c) in enumerate(zip(ins[0], g.ids[key]))]
+        if node.role in ("per_channel", "reshape"):
+            return ins[0] if get_handler(node.op).keeps_zero(node.op) else [frozenset()] * width
+        if node.role in ("flatten", "concat", "split", "merge", "multiply"):
+            return self._propagate(node, None, ins, key, ins, zero=True)
+        return [frozenset()] * width
+
+    def _propagate(self, node, index, ins, key, zero_ins=None, zero=False):
+        """For each output channel, the groups whose zeroing makes it constant.
+
+        A product is constant when all its factors are, or when one of them is 0 (`zero_ins`):
+        a constant beta times a gate that varies is not constant.
+        """
         g = self.graph
         width = len(g.ids[key])
         if node.role in ("per_channel", "reshape"):
@@ -107,11 +131,14 @@ class Analysis:
             start = _split_start(g, node, key)
             return ins[0][start:start + width]
         if node.role in ("merge", "multiply"):
-            combine = frozenset.union if node.role == "multiply" else frozenset.intersection
             out = []
             for j in range(width):
                 parts = [sets[j] if len(sets) == width else sets[0] for sets in ins]
-                out.append(combine(*parts))
+                both = frozenset.intersection(*parts)
+                if node.role == "multiply":
+                    zeros = parts if zero else [z[j] if len(z) == width else z[0] for z in zero_ins]
+                    both |= frozenset.union(*zeros)
+                out.append(both)
             return out
         return [frozenset()] * width
 
@@ -214,6 +241,13 @@ class Analysis:
             after[i][0] - self._full[i][0] for i in after
         )
         return params, self._other_flops + sum(f for _, f in after.values())
+
+
+def _emits_zero(layer, width):
+    """Per channel: whether a zeroed scaling factor leaves exactly 0 (a mask; a BN whose beta is 0)."""
+    if isinstance(layer, keras.layers.BatchNormalization) and layer.center:
+        return keras.ops.convert_to_numpy(layer.beta) == 0
+    return np.ones(width, bool)
 
 
 def _split_start(g, node, key):

@@ -100,7 +100,7 @@ def known_zeros(analysis, pruned):
             out = np.array([g.group(c) in pruned for c in g.ids[node.outputs[0]]])
             if isinstance(node.op, keras.layers.BatchNormalization) and node.op.center:
                 out &= keras.ops.convert_to_numpy(node.op.beta) == 0
-        elif node.role in ("per_channel", "reshape") and get_handler(node.op).homogeneous(node.op):
+        elif node.role in ("per_channel", "reshape") and get_handler(node.op).keeps_zero(node.op):
             out = ins[0]
         elif node.role == "flatten":
             out = np.tile(ins[0], width[0] // max(len(ins[0]), 1))

@@ -65,8 +65,14 @@ def prune(
             round_to, max_layer_ratio, exclude: see `kslim.plan`.
         plan: a `kslim.Plan` (from `kslim.plan` or `Plan.from_json`) to
             apply instead of a budget.
-        compensate: bool, fold the pruned channels' constants into the next
-            layer (default True).
+        compensate: fold the constant that each pruned channel leaves
+            (BN's beta through the activation) into the layers that read it.
+            True (default): exactly, as a bias, and for a same-padded
+            convolution wider than 1x1 with a static input size also as a
+            `kslim.layers.BorderBias` after it, which adds what differs on
+            the zero-padded border (a non-trainable kernel of k x k x
+            channels). "interior": the bias alone, exact away from the
+            borders, no extra layer. False: no fold.
         rebalance: bool, spread the gain of folded `ChannelMask`s evenly over
             each chain of linear layers (default True); no effect on models
             without masks.
@@ -113,6 +119,8 @@ def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=Tru
         plan: a `kslim.Plan` to apply, or None with a `budget`.
         compensate, rebalance: see `kslim.prune`.
     """
+    if compensate not in (True, False, "interior"):
+        raise ValueError(f"compensate={compensate!r} is not supported; use True, False or 'interior'.")
     model = nesting.flatten(model)  # a backbone used as a layer is pruned through, inlined
     if plan is not None:
         if budget is not None:

@@ -9,6 +9,7 @@ sliced weights. Layer names are kept; the original model is not touched.
 import keras
 import numpy as np
 
+from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_mask import ChannelMask
 from kslim.layers.channel_select import ChannelSelect
 from kslim._internal import keras_api
@@ -73,11 +74,13 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     weights = {}
     for name in records:
         weights[name] = [np.array(w) for w in nodes[name][1].op.get_weights()]
-    deltas = _compensation(analysis, pruned, records, nodes) if compensate else {}
+    deltas, borders = _compensation(analysis, pruned, records, nodes, compensate) if compensate else ({}, {})
     enable_bias = set()
     for name, delta in deltas.items():
         _, node = nodes[name]
         layer = node.op
+        if name in borders:  # a BorderBias after the layer adds it, position by position
+            continue
         handler = get_handler(layer)
         index = handler.bias_index(layer)
         if index is not None:
@@ -97,14 +100,25 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     into_bn = _fold_masks_into_bn(g, weights)
     folded.update(into_bn)
     edit = _config_editor(records, nodes, enable_bias, _split_widths(analysis, pruned), set(into_bn.values()))
+    for name in list(borders):  # a BorderBias of an earlier pass already follows the layer: add to it
+        readers = g.consumers[nodes[name][1].outputs[0]]
+        reader = g.nodes[readers[0]].op if len(readers) == 1 else None
+        if isinstance(reader, BorderBias):
+            kernel = weights.get(reader.name) or [np.array(w) for w in reader.get_weights()]
+            weights[reader.name] = [kernel[0] + borders.pop(name)[0].astype(np.float32)]
+    added = _border_layers(model, borders, records)
     try:
         if isinstance(model, keras.Sequential):
-            new = _rebuild_from_config(model, records, edit, folded)
+            new = _rebuild_from_config(model, records, edit, folded, added)
         else:
-            new = _clone(model, records, edit, folded)
+            new = _clone(model, records, edit, folded, added)
     except Exception as e:  # the configs were edited consistently; say where it broke
         raise ValueError(f"Could not rebuild pruned model '{model.name}': {e}") from e
+    kernels = {border.name: kernel for border, kernel in added.values()}
     for layer in new.layers:
+        if layer.name in kernels:
+            layer.set_weights([kernels[layer.name]])
+            continue
         if isinstance(layer, ChannelSelect):
             continue
         old = model.get_layer(layer.name)
@@ -159,7 +173,23 @@ def _config_editor(records, nodes, enable_bias, splits, scaled_bns):
     return edit
 
 
-def _clone(model, records, edit, folded):
+def _border_layers(model, borders, records):
+    """`{producer name: (BorderBias layer, its kernel)}` for the producers whose fold is position-dependent."""
+    taken = {layer.name for layer in model.layers}
+    added = {}
+    for name, (kernel, layer) in borders.items():
+        out = records[name]["out"] if name in records else None
+        if out is not None:
+            kernel = kernel[..., out]
+        border = BorderBias(
+            layer.input.shape[1:-1], layer.kernel_size, layer.strides, layer.dilation_rate,
+            name=_unique(taken, f"{name}_border"),
+        )
+        added[name] = (border, kernel.astype(np.float32))
+    return added
+
+
+def _clone(model, records, edit, folded, added):
     """The functional model rebuilt layer by layer (`keras.models.clone_model`).
 
     Each layer is made from its own edited config; a `ChannelSelect` goes in
@@ -198,6 +228,8 @@ def _clone(model, records, edit, folded):
         outputs = layer(*args, **kwargs)  # builds the layer
         for key, value in initializers.pop(layer.name, {}).items():
             setattr(layer, key, keras.initializers.get(value))
+        if layer.name in added:
+            outputs = added[layer.name][0](outputs)
         return outputs
 
     def new_input(tensor):  # keeps the input layers' names (clone_model would rename them)
@@ -213,12 +245,16 @@ def _clone(model, records, edit, folded):
         )
 
 
-def _rebuild_from_config(model, records, edit, folded):
+def _rebuild_from_config(model, records, edit, folded, added):
     """A Sequential model rebuilt from its edited config (it has no call_function hook)."""
     config = model.get_config()
     for entry in config["layers"]:
         entry.pop("build_config", None)
         edit(config_edit.entry_name(entry), entry["config"])
+    for name, (border, _) in added.items():
+        entry = keras.saving.serialize_keras_object(border)
+        entry.pop("build_config", None)
+        config_edit.insert_after(config, name, entry, True)
     _insert_selects(config, records, True)
     config_edit.remove(config, set(folded), True)
     return config_edit.rebuild(config, True)
@@ -232,7 +268,10 @@ def _unique(taken, base):
     return name
 
 
-def _compensation(analysis, pruned, records, nodes):
+def _compensation(analysis, pruned, records, nodes, mode=True):
+    """`(deltas, borders)`: per producer, what the dropped constant inputs added to each output channel
+    (interior value), and for the producers where that differs on zero-padded borders (and `mode` is
+    not "interior") the `BorderBias` kernel that adds it exactly, with the layer."""
     g = analysis.graph
     zeros = None
     jobs = []
@@ -245,14 +284,30 @@ def _compensation(analysis, pruned, records, nodes):
             if not zeros[node.inputs[0]][dropped].all():  # else there is nothing to fold
                 jobs.append((name, node, dropped))
     values = compensation.constants(analysis, pruned, [n.inputs[0] for _, n, _ in jobs])
-    deltas = {}
+    deltas, borders = {}, {}
     for name, node, dropped in jobs:
-        delta = get_handler(node.op).bias_delta(
-            node.op, node.op.get_weights(), dropped, values[node.inputs[0]]
-        )
+        weights = node.op.get_weights()
+        delta = get_handler(node.op).bias_delta(node.op, weights, dropped, values[node.inputs[0]])
         if np.any(delta != 0):
             deltas[name] = delta.astype(np.float32)
-    return deltas
+            if mode != "interior" and _border_dependent(node.op):
+                c = np.asarray(values[node.inputs[0]], np.float64)[dropped]
+                kernel = np.tensordot(weights[0][..., dropped, :], c, axes=([-2], [0]))  # (*k, out)
+                borders[name] = (kernel[..., None, :], node.op)
+    return deltas, borders
+
+
+def _border_dependent(layer):
+    """Whether a dropped constant input adds different values on the zero-padded border of `layer`'s
+    output: a plain convolution with padding="same", a kernel wider than 1, a linear activation (the
+    BorderBias goes after it) and a static input size."""
+    if not isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        return False
+    if layer.groups != 1 or layer.padding != "same" or layer.data_format != "channels_last":
+        return False
+    if all(k == 1 for k in layer.kernel_size) or getattr(layer.activation, "__name__", "") != "linear":
+        return False
+    return None not in layer.input.shape[1:-1]
 
 
 def _single_bn_reader(g, node):

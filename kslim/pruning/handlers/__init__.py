@@ -6,6 +6,7 @@ built-in Keras layers below are registered through the same call.
 
 import keras
 
+from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_mask import ChannelMask
 from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning.handlers.base import ROLES as ROLES
@@ -33,6 +34,7 @@ def _register_builtins():
     register_handler(L.Dense, _prod.DenseHandler())
     register_handler(L.BatchNormalization, _cw.BatchNormalizationHandler())
     register_handler(ChannelMask, _cw.ChannelMaskHandler())
+    register_handler(BorderBias, _cw.PerChannelHandler())  # adds a constant per position: not homogeneous
     register_handler(ChannelSelect, _st.BarrierHandler("'{name}' is an earlier channel selection"))
     register_handler(L.Activation, _cw.ActivationHandler())
     register_handler(L.Softmax, _cw.SoftmaxHandler())
@@ -51,7 +53,7 @@ def _register_builtins():
     for cls in homogeneous:
         register_handler(cls, _cw.PerChannelHandler(homogeneous=True))
     for cls in (L.ELU, L.GaussianNoise, L.AlphaDropout, L.ActivityRegularization):
-        register_handler(cls, _cw.PerChannelHandler())
+        register_handler(cls, _cw.PerChannelHandler(keeps_zero=True))
     for cls in (L.Rescaling, L.Normalization):
         register_handler(cls, _cw.ConfigValuesHandler())
     register_handler(L.Multiply, _st.RoleHandler("multiply"))
@@ -80,13 +82,16 @@ def _register_ops():
     for cls in keras_api.operation_classes("numpy", binary):
         register_handler(cls, _ops.BinaryOpHandler(*binary[cls.__name__]))
     homogeneous = ["Relu", "LeakyRelu"]
-    unary_nn = ["Relu6", "Sigmoid", "HardSigmoid", "Silu", "HardSilu", "Gelu", "Elu", "Selu", "Softplus",
-                "Softsign", "Tanh"]
+    zero_at_zero = ["Relu6", "Silu", "HardSilu", "Gelu", "Elu", "Selu", "Softsign", "Tanh"]
     for cls in keras_api.operation_classes("nn", homogeneous):
         register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))
-    for cls in keras_api.operation_classes("nn", unary_nn):
+    for cls in keras_api.operation_classes("nn", zero_at_zero):
+        register_handler(cls, _ops.UnaryOpHandler(keeps_zero=True))
+    for cls in keras_api.operation_classes("nn", ["Sigmoid", "HardSigmoid", "Softplus"]):
         register_handler(cls, _ops.UnaryOpHandler())
-    for cls in keras_api.operation_classes("numpy", ["Tanh", "Abs", "Absolute", "Square", "Sqrt", "Exp", "Clip"]):
+    for cls in keras_api.operation_classes("numpy", ["Tanh", "Abs", "Absolute", "Square", "Sqrt", "Clip"]):
+        register_handler(cls, _ops.UnaryOpHandler(keeps_zero=True))
+    for cls in keras_api.operation_classes("numpy", ["Exp"]):
         register_handler(cls, _ops.UnaryOpHandler())
     for cls in keras_api.operation_classes("numpy", ["Negative"]):
         register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))

@@ -185,6 +185,15 @@ class LayerHandler:
         """Name of the layer's weight that scores each channel (`"gamma"`), or None."""
         return None
 
+    def keeps_zero(self, layer):
+        """Whether f(0) == 0 channel by channel (ReLU6, hard-swish, pooling, ...).
+
+        A pruned channel that is exactly 0 stays 0 through such a layer, so a
+        product with it is 0 and constant. Defaults to `homogeneous`, which
+        implies it.
+        """
+        return self.homogeneous(layer)
+
     def homogeneous(self, layer):
         """Whether f(c * x) == c * f(x) for every c > 0 (ReLU, pooling, Flatten, ...).
 

@@ -6,6 +6,9 @@ from kslim.pruning.handlers.base import LayerHandler
 from kslim.pruning.handlers.producers import activation_name, channels_last
 
 _CHANNEL_MIXING = {"softmax", "log_softmax"}
+# Activations with f(0) = 0 (sigmoid, hard_sigmoid, softplus and exponential are not).
+_ZERO_AT_ZERO = {"linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "tanh", "silu", "swish",
+                 "hard_silu", "hard_swish", "mish", "softsign", "celu"}
 
 
 def last_axis(layer, rank):
@@ -26,8 +29,9 @@ class PerChannelHandler(LayerHandler):
     whether f(c * x) == c * f(x) for c > 0 (used when rebalancing masks).
     """
 
-    def __init__(self, homogeneous=False):
+    def __init__(self, homogeneous=False, keeps_zero=None):
         self._homogeneous = homogeneous
+        self._keeps_zero = homogeneous if keeps_zero is None else keeps_zero
 
     def classify(self, layer, rank):
         if not channels_last(layer):
@@ -37,10 +41,16 @@ class PerChannelHandler(LayerHandler):
     def homogeneous(self, layer):
         return self._homogeneous
 
+    def keeps_zero(self, layer):
+        return self._keeps_zero
+
 
 class ReLUHandler(PerChannelHandler):
     def homogeneous(self, layer):
         return layer.max_value is None and layer.threshold == 0
+
+    def keeps_zero(self, layer):
+        return layer.threshold == 0
 
 
 class ActivationHandler(PerChannelHandler):
@@ -52,6 +62,9 @@ class ActivationHandler(PerChannelHandler):
 
     def homogeneous(self, layer):
         return activation_name(layer) in {"linear", "relu", "leaky_relu"}
+
+    def keeps_zero(self, layer):
+        return activation_name(layer) in _ZERO_AT_ZERO
 
 
 class SoftmaxHandler(LayerHandler):

@@ -56,8 +56,14 @@ class OpHandler(LayerHandler):
 class UnaryOpHandler(OpHandler):
     """`y[..., c] = f(x[..., c])`: activations (relu6, hard_sigmoid, silu, ...), abs, exp, clip, cast."""
 
-    def __init__(self, homogeneous=False):
+    def __init__(self, homogeneous=False, keeps_zero=None):
         self._homogeneous = homogeneous
+        self._keeps_zero = homogeneous if keeps_zero is None else keeps_zero
+
+    def keeps_zero(self, layer):
+        if type(layer).__name__ == "Clip":
+            return layer.x_min <= 0 <= layer.x_max
+        return self._keeps_zero
 
     def classify(self, layer, rank):
         tensors, constants, _ = _split_arguments(layer)

@@ -99,6 +99,9 @@ class ConvHandler(ProducerHandler):
     def rescalable(self, layer):
         return not _depthwise(layer) and super().rescalable(layer)
 
+    def keeps_zero(self, layer):
+        return _depthwise(layer) and not layer.use_bias
+
 
 def _depthwise(layer):
     """A convolution with one group per channel: output channel j reads input channel j alone."""
@@ -155,6 +158,9 @@ class DepthwiseConvHandler(LayerHandler):
 
     def weight_axes(self, layer, shapes):
         return [{-2: "out"}] + [{-1: "out"}] * (len(shapes) - 1)
+
+    def keeps_zero(self, layer):
+        return not layer.use_bias  # linear in its input
 
     def macs(self, layer, x, y):
         c_in, _, _, y_space = _spatial(layer, x, y)

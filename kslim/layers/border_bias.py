@@ -1,0 +1,59 @@
+"""`BorderBias`: what removed constant channels added to a zero-padded convolution, position by position."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kslim")
+class BorderBias(keras.layers.Layer):
+    """Adds `conv(ones, kernel)` to its input: a bias that is exact on zero-padded borders.
+
+    A pruned channel whose scaling factor is zero still emits a constant (BN's
+    beta through the activation). A convolution with `padding="same"` that read
+    it saw that constant at every tap inside the image and zero in the padding,
+    so its contribution is one value in the interior and other values on the
+    border. `kslim.prune` puts this layer right after such a convolution: its
+    `kernel[..., 0, o]` is the sum over the removed input channels of constant
+    x weight, and adding `conv(ones, kernel)` over the convolution's input
+    positions (same kernel size, strides, dilation and padding) restores exactly
+    what the removed channels added, borders included. It computes one image
+    and broadcasts it over the batch; it holds no trainable weight.
+
+    Args:
+        input_spatial: the spatial shape of the convolution's input (static).
+        kernel_size, strides, dilation_rate: the convolution's.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, input_spatial, kernel_size, strides=1, dilation_rate=1, **kwargs):
+        super().__init__(**kwargs)
+        rank = len(input_spatial)
+        self.input_spatial = tuple(int(d) for d in input_spatial)
+        self.kernel_size = _tuple(kernel_size, rank)
+        self.strides = _tuple(strides, rank)
+        self.dilation_rate = _tuple(dilation_rate, rank)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=self.kernel_size + (1, input_shape[-1]), initializer="zeros",
+            trainable=False,
+        )
+
+    def call(self, inputs):
+        ones = ops.ones((1,) + self.input_spatial + (1,), dtype=inputs.dtype)
+        bias = ops.conv(ones, ops.cast(self.kernel, inputs.dtype), strides=self.strides, padding="same",
+                        dilation_rate=self.dilation_rate)
+        return inputs + bias
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(input_spatial=list(self.input_spatial), kernel_size=list(self.kernel_size),
+                      strides=list(self.strides), dilation_rate=list(self.dilation_rate))
+        return config
+
+
+def _tuple(value, rank):
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * rank
