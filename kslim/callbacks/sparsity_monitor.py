@@ -10,7 +10,7 @@ from kslim import penalties
 from kslim._internal.checks import check_number
 from kslim.pruning.analysis import Analysis
 from kslim.pruning.budget import ratio_cut
-from kslim.sparsity.factors import scaling_factors
+from kslim.sparsity.factors import how_to_add_factors, scaling_factors
 
 
 class SparsityMonitor(keras.callbacks.Callback):
@@ -89,9 +89,7 @@ class SparsityMonitor(keras.callbacks.Callback):
         if not scaling_factors(self.model):
             raise ValueError(
                 f"SparsityMonitor: model '{self.model.name}' has no trainable channel scaling "
-                "factor to monitor. Add BatchNormalization layers (scale=True) after its "
-                "convolutions or dense layers, or add ChannelMask layers with "
-                "kslim.add_channel_masks(model)."
+                f"factor to monitor: {how_to_add_factors(self.model)}."
             )
         try:  # the channel groups that kslim.plan ranks; analysed once per fit
             self._analysis = Analysis(self.model)

@@ -228,10 +228,9 @@ def decide(analysis, budget):
     model = analysis.graph.model
     scores = analysis.prunable()
     if not analysis.score:
-        raise ValueError(
-            f"Model '{model.name}' has no channel scaling factors to score: add "
-            "BatchNormalization after its convolutions, or use kslim.add_channel_masks(model)."
-        )
+        from kslim.sparsity.factors import how_to_add_factors  # sparsity imports pruning
+
+        raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
     kind, value, floors = budget.kind, budget.value, budget.floors
     if kind == "ratio":
         pruned, t = ratio_cut(scores, analysis.size, value)

@@ -6,7 +6,7 @@ import keras
 
 from kslim import penalties
 from kslim.sparsity.factors import factor_attr
-from kslim.sparsity.factors import iter_layers
+from kslim.sparsity.factors import how_to_add_factors, iter_layers
 
 # Names are listed in error messages up to this many; a ResNet-164 has ~160.
 _MAX_LISTED = 20
@@ -98,9 +98,7 @@ def attach(model, lam=1e-4, penalty="l1", exclude=(), **penalty_args):
     if not targets:
         raise ValueError(
             f"Model '{model.name}' has no trainable channel scaling factor to penalise"
-            f"{' outside exclude=' + repr(sorted(exclude)) if exclude else ''}. Add "
-            "BatchNormalization layers (scale=True) after its convolutions or dense layers, or "
-            "add ChannelMask layers with kslim.add_channel_masks(model)."
+            f"{' outside exclude=' + repr(sorted(exclude)) if exclude else ''}: {how_to_add_factors(model)}."
         )
     for layer, attr in targets:
         setattr(layer, f"{attr}_regularizer", reg)

@@ -49,3 +49,23 @@ def scaling_factors(model, exclude=()):
         if variable is not None:
             found.append((layer, variable))
     return found
+
+
+def how_to_add_factors(model):
+    """The fix for a model without channel scaling factors, for error messages.
+
+    A model whose BatchNormalization layers have `scale=False` (InceptionV3)
+    already has BN: it is told to add masks, not to add BN.
+    """
+    unscaled = [layer for layer in iter_layers(model)
+                if isinstance(layer, keras.layers.BatchNormalization) and not layer.scale]
+    if unscaled:
+        return (
+            f"its {len(unscaled)} BatchNormalization layers have scale=False, so no gamma scores a channel "
+            f"(e.g. '{unscaled[0].name}'); kslim.add_channel_masks(model) puts a trainable mask after each"
+        )
+    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in iter_layers(model)):
+        return ("its BatchNormalization layers score no channel kslim can prune (frozen, excluded, or not on "
+                "the channel axis); kslim.add_channel_masks(model) adds masks after its convolutions")
+    return ("add BatchNormalization (scale=True) after its convolutions or dense layers, or use "
+            "kslim.add_channel_masks(model)")

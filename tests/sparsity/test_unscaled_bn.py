@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 import kslim
 
@@ -68,3 +69,19 @@ def test_masks_after_an_unscaled_bn_beat_pruning_random_channels(mnist):
     # Measured here: sparse 95.0%; pruned L1 95.0%, random 45.9%; fine-tuned L1 96.1%, random 94.3%.
     assert pruned[0] > sparse - 0.01 and pruned[0] > pruned[1] + 0.2, (sparse, pruned)
     assert tuned[0] > tuned[1] + 0.005, tuned
+
+
+def test_a_model_whose_bns_have_no_gamma_is_told_to_add_masks_not_bns():
+    # Issue 12, item 7: InceptionV3 (94 BNs, all scale=False) was told to "add BatchNormalization".
+    model = _net()
+    expected = r"its 2 BatchNormalization layers have scale=False.*'bn0'.*add_channel_masks"
+    with pytest.raises(ValueError, match=expected):
+        kslim.plan(model, ratio=0.5)
+    with pytest.raises(ValueError, match=expected):
+        kslim.attach(model, lam=1e-4)
+    monitor = kslim.callbacks.SparsityMonitor()
+    monitor.set_model(model)
+    with pytest.raises(ValueError, match=expected):
+        monitor.on_train_begin()
+    with pytest.raises(ValueError, match=r"add BatchNormalization \(scale=True\)"):
+        kslim.plan(keras.Sequential([keras.Input((4,)), L.Dense(3)]), ratio=0.5)
