@@ -19,15 +19,22 @@ class BorderBias(keras.layers.Layer):
     what the removed channels added, borders included. It computes one image
     and broadcasts it over the batch; it holds no trainable weight.
 
+    The same holds for a `ZeroPadding` layer followed by a convolution with
+    `padding="valid"` (ResNet50V2, KerasHub's ResNet): then `padding` is the
+    zero padding's `((before, after), ...)`, and the ones are padded with zeros.
+
     Args:
-        input_spatial: the spatial shape of the convolution's input (static).
+        input_spatial: the spatial shape of the convolution's input (static),
+            before an explicit zero padding.
         kernel_size, strides, dilation_rate: the convolution's.
+        padding: "same", or the explicit zero padding `((before, after), ...)`.
         **kwargs: standard layer arguments.
     """
 
-    def __init__(self, input_spatial, kernel_size, strides=1, dilation_rate=1, **kwargs):
+    def __init__(self, input_spatial, kernel_size, strides=1, dilation_rate=1, padding="same", **kwargs):
         super().__init__(**kwargs)
         rank = len(input_spatial)
+        self.padding = padding if padding == "same" else tuple(tuple(int(v) for v in p) for p in padding)
         self.input_spatial = tuple(int(d) for d in input_spatial)
         self.kernel_size = _tuple(kernel_size, rank)
         self.strides = _tuple(strides, rank)
@@ -41,7 +48,10 @@ class BorderBias(keras.layers.Layer):
 
     def call(self, inputs):
         ones = ops.ones((1,) + self.input_spatial + (1,), dtype=inputs.dtype)
-        bias = ops.conv(ones, ops.cast(self.kernel, inputs.dtype), strides=self.strides, padding="same",
+        padding = "same"
+        if self.padding != "same":
+            ones, padding = ops.pad(ones, ((0, 0),) + self.padding + ((0, 0),)), "valid"
+        bias = ops.conv(ones, ops.cast(self.kernel, inputs.dtype), strides=self.strides, padding=padding,
                         dilation_rate=self.dilation_rate)
         return inputs + bias
 
@@ -51,7 +61,8 @@ class BorderBias(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(input_spatial=list(self.input_spatial), kernel_size=list(self.kernel_size),
-                      strides=list(self.strides), dilation_rate=list(self.dilation_rate))
+                      strides=list(self.strides), dilation_rate=list(self.dilation_rate),
+                      padding=self.padding if self.padding == "same" else [list(p) for p in self.padding])
         return config
 
 

@@ -181,8 +181,9 @@ def _border_layers(model, borders, records):
         out = records[name]["out"] if name in records else None
         if out is not None:
             kernel = kernel[..., out]
+        spatial, padding = _border_geometry(layer)
         border = BorderBias(
-            layer.input.shape[1:-1], layer.kernel_size, layer.strides, layer.dilation_rate,
+            spatial, layer.kernel_size, layer.strides, layer.dilation_rate, padding=padding,
             name=_unique(taken, f"{name}_border"),
         )
         added[name] = (border, kernel.astype(np.float32))
@@ -290,24 +291,55 @@ def _compensation(analysis, pruned, records, nodes, mode=True):
         delta = get_handler(node.op).bias_delta(node.op, weights, dropped, values[node.inputs[0]])
         if np.any(delta != 0):
             deltas[name] = delta.astype(np.float32)
-            if mode != "interior" and _border_dependent(node.op):
+            if mode != "interior" and _border_geometry(node.op) is not None:
                 c = np.asarray(values[node.inputs[0]], np.float64)[dropped]
-                kernel = np.tensordot(weights[0][..., dropped, :], c, axes=([-2], [0]))  # (*k, out)
-                borders[name] = (kernel[..., None, :], node.op)
+                borders[name] = (_border_kernel(node.op, weights, dropped, c)[..., None, :], node.op)
     return deltas, borders
 
 
-def _border_dependent(layer):
-    """Whether a dropped constant input adds different values on the zero-padded border of `layer`'s
-    output: a plain convolution with padding="same", a kernel wider than 1, a linear activation (the
-    BorderBias goes after it) and a static input size."""
-    if not isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
-        return False
-    if layer.groups != 1 or layer.padding != "same" or layer.data_format != "channels_last":
-        return False
+def _border_kernel(layer, weights, dropped, c):
+    """`(*kernel_size, out)`: per tap, what the dropped constant inputs `c` add to each output channel."""
+    if isinstance(layer, _SEPARABLE):  # depthwise taps, then the 1x1 pointwise mix
+        depthwise, pointwise = weights[0], weights[1]
+        m = depthwise.shape[-1]
+        pw = pointwise.reshape(-1, m, pointwise.shape[-1])[dropped]  # (d, m, out)
+        return np.einsum("d,...dm,dmo->...o", c, depthwise[..., dropped, :], pw)
+    return np.tensordot(weights[0][..., dropped, :], c, axes=([-2], [0]))
+
+
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+_ZERO_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
+
+
+def _border_geometry(layer):
+    """`(input spatial shape, padding)` of a `BorderBias` for `layer`, or None where a dropped constant
+    input adds the same value at every output position.
+
+    It is needed by a plain or separable convolution with a kernel wider than 1, a linear activation (the BorderBias
+    goes after it) and a static input size, that either pads with zeros itself (padding="same") or
+    reads a ZeroPadding layer (padding="valid": then the padding is the ZeroPadding's).
+    """
+    if not isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D) + _SEPARABLE):
+        return None
+    if getattr(layer, "groups", 1) != 1 or layer.data_format != "channels_last":
+        return None
     if all(k == 1 for k in layer.kernel_size) or getattr(layer.activation, "__name__", "") != "linear":
-        return False
-    return None not in layer.input.shape[1:-1]
+        return None
+    if layer.padding == "same":
+        spatial, padding = layer.input.shape[1:-1], "same"
+    else:
+        pad = keras_api.producing_operation(layer.input)
+        if not isinstance(pad, _ZERO_PADDING) or getattr(pad, "data_format", "channels_last") != "channels_last":
+            return None
+        spatial, padding = pad.input.shape[1:-1], _pairs(pad.padding)
+    return None if None in spatial else (tuple(spatial), padding)
+
+
+def _pairs(padding):
+    """A ZeroPadding layer's padding as `((before, after), ...)`."""
+    if isinstance(padding, int):
+        return ((padding, padding),)
+    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
 
 
 def _single_bn_reader(g, node):

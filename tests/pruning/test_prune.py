@@ -71,7 +71,7 @@ def test_compensation_folds_the_constant_of_pruned_channels(name):
     if name != "mobilenet":  # a constant through a same-padded depthwise conv is only folded in the interior
         assert with_comp <= 1e-5, (with_comp, interior)
     borders = [layer for layer in slim.layers if isinstance(layer, kslim.layers.BorderBias)]
-    assert bool(borders) == (name not in ("mlp", "mobilenet")), borders
+    assert bool(borders) == (name != "mlp"), borders  # mobilenet: its SeparableConv2D
     assert all(not layer.trainable_weights for layer in borders)
 
 
@@ -499,3 +499,23 @@ def test_unscaled_bn_custom_scale_layerscale_and_depthwise_groups_prune_exactly(
     again = keras.saving.load_model(tmp_path / "slim.keras")
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=1e-6, atol=1e-6)
     assert kslim.plan(slim, ratio=0.2).factors[0] > 0  # the folded gammas score the next pass
+
+
+def test_border_bias_is_exact_after_zero_padding_and_for_separable_convolutions():
+    # ResNet50V2 and KerasHub's ResNet pad with ZeroPadding2D and convolve with padding="valid"; Xception's
+    # SeparableConv2D sees the constant through its depthwise taps: both were off on the border.
+    x = inp = keras.Input((10, 10, 3))
+    x = L.ReLU(name="r0")(L.BatchNormalization(name="b0")(L.Conv2D(12, 3, padding="same", name="c0")(x)))
+    x = L.ZeroPadding2D(((1, 2), (2, 1)), name="pad")(x)
+    x = L.Conv2D(12, 3, strides=2, name="c1")(x)
+    x = L.ReLU(name="r1")(L.BatchNormalization(name="b1")(x))
+    x = L.SeparableConv2D(10, 3, padding="same", depth_multiplier=2, name="sep")(x)
+    x = L.BatchNormalization(name="b2")(x)
+    model = sparsify(keras.Model(inp, L.Dense(4, name="out")(L.GlobalAveragePooling2D()(x))), beta_zero=False)
+    x = _inputs(model)
+    plan = kslim.plan(model, threshold=1e-6)
+    slim = kslim.prune(model, plan=plan)
+    interior = kslim.prune(model, plan=plan, compensate="interior")
+    before = model(x, training=False)
+    assert _rel_err(before, slim(x, training=False)) <= 1e-5 < _rel_err(before, interior(x, training=False))
+    assert {"c1_border", "sep_border"} <= {layer.name for layer in slim.layers}
