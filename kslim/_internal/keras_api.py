@@ -81,6 +81,16 @@ def all_layers(model):
     return model._flatten_layers(include_self=False, recursive=True)
 
 
+def sublayers(layer, recursive=False):
+    """The layers `layer` holds (as attributes or lists), without itself."""
+    return list(layer._flatten_layers(include_self=False, recursive=recursive))
+
+
+def is_symbolic(value):
+    """Whether `value` is a symbolic tensor of a functional graph."""
+    return isinstance(value, keras.KerasTensor)
+
+
 @contextlib.contextmanager
 def unsafe_deserialization():
     """Safe mode off for the enclosed `from_config` calls only."""

@@ -1,4 +1,4 @@
-"""Nested models (a backbone used as a layer) inlined into one flat functional graph, for pruning.
+"""Nested models (a backbone used as a layer) and composite custom layers inlined into one flat graph, for pruning.
 
 `keras.applications` backbones and other functional or Sequential models are
 usually called as one layer of the user's model (transfer learning). kslim's
@@ -6,20 +6,64 @@ channel graph cannot narrow a nested model from the outside, so `kslim.plan`
 and `kslim.prune` first inline every nested model, at any depth, into the
 outer graph: the result has the same layers (same names, same weights) called
 in the same order, without the wrappers.
+
+A custom layer without a handler whose weights all belong to Keras layers it
+calls (KerasHub's `MBConvBlock`, `InvertedResidualBlock`, a user's
+`ConvBNReLU` block) is inlined the same way: its `call` is traced on symbolic
+inputs, which records the layers and `keras.ops` it calls as a functional
+graph. One whose `call` cannot be traced (Python control flow on values), or
+that holds weights of its own, stays one layer: a barrier the plan names.
 """
 
 import keras
 
 from kslim._internal import keras_api
+from kslim.pruning.handlers.base import has_handler
 
 
 def has_nested(model):
-    """Whether `model` calls another model as a layer."""
-    return any(isinstance(layer, keras.Model) for layer in model.layers)
+    """Whether `model` calls another model, or a composite custom layer kslim can inline, as a layer."""
+    return any(isinstance(layer, keras.Model) or composite(layer) for layer in model.layers)
+
+
+def composite(layer):
+    """Whether `layer` is a custom layer that `flatten` inlines: no handler, and every weight it holds
+    belongs to the Keras layers it is made of."""
+    if not isinstance(layer, keras.layers.Layer) or isinstance(layer, (keras.Model, keras.layers.InputLayer)):
+        return False
+    if has_handler(layer):
+        return False
+    parts = keras_api.sublayers(layer)
+    if not parts:
+        return False
+    owned = {id(v) for part in parts for v in part.weights}
+    return all(id(v) in owned for v in layer.weights)
+
+
+def _traced(layer, args, kwargs):
+    """`layer.call` on fresh symbolic inputs shaped like `args`, as a functional model, or None where
+    it cannot be traced or calls something other than its own layers and keras.ops."""
+    leaves = [a for a in keras.tree.flatten(args) if keras_api.is_symbolic(a)]
+    fresh = [keras.Input(batch_shape=a.shape, dtype=a.dtype) for a in leaves]
+    swap = dict(zip(map(id, leaves), fresh))
+    fresh_args = keras.tree.map_structure(lambda a: swap.get(id(a), a), args)
+    try:
+        outputs = layer.call(*fresh_args, **kwargs)
+        graph = keras.Model(fresh, outputs)
+    except Exception:  # noqa: BLE001 - any failure to trace leaves the layer whole, a named barrier
+        return None
+    # Its own layers, and layers without weights that `call` makes (KerasHub's FusedMBConvBlock
+    # builds its squeeze-and-excitation's pooling, reshape and multiply there).
+    parts = {id(part) for part in keras_api.sublayers(layer, recursive=True)}
+    called = [op for op in graph.operations if isinstance(op, keras.layers.Layer)
+              and not isinstance(op, keras.layers.InputLayer)]
+    if any(id(op) not in parts and op.weights for op in called):
+        return None
+    return graph, len(leaves)
 
 
 def flatten(model):
-    """A functional copy of `model` with every nested model inlined; `model` itself is not touched.
+    """A functional copy of `model` with every nested model and composite custom layer inlined; `model` is not touched.
 
     The copy computes the same outputs. Its layers are new (cloned, weights
     copied), so the user's model and its layers keep their own nodes (a
@@ -35,6 +79,22 @@ def flatten(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
 
+    _keep_names(model, copy)
+    uses = {}
+
+    def once(op):
+        """A layer without weights that an inlined block calls more than once (MBConvBlock's
+        activation) gets a copy per further call, so that each call can be pruned on its own."""
+        if not isinstance(op, keras.layers.Layer) or op.weights or isinstance(op, keras.Model):
+            return operation(op)
+        uses[id(op)] = n = uses.get(id(op), 0) + 1
+        if n == 1:
+            return operation(op)
+        config = op.get_config()
+        config["name"] = f"{op.name}_call{n}"
+        config.pop("build_config", None)
+        return op.__class__.from_config(config)
+
     def operation(op):
         if isinstance(op, keras.Sequential):
             def call(x, *args, **kwargs):
@@ -45,21 +105,39 @@ def flatten(model):
             return call
         if isinstance(op, keras.Model):
             return lambda *args, **kwargs: keras_api.run_graph(op, args[0] if len(args) == 1 else args, operation)
+        if composite(op):
+            def call(*args, **kwargs):
+                traced = _traced(op, args, kwargs)
+                if traced is None:
+                    return op(*args, **kwargs)
+                graph, n = traced
+                leaves = [a for a in keras.tree.flatten(args) if keras_api.is_symbolic(a)]
+                return keras_api.run_graph(graph, leaves[0] if n == 1 else leaves, once)
+
+            return call
         return op
 
     # Named after the user's input layers (clone_model names its inputs after their tensors).
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=keras_api.producing_operation(t).name)
               for t in model.inputs]
-    outputs = operation(copy)(*inputs)
-    names = [layer.name for layer in keras_api.all_layers(copy) if not isinstance(layer, keras.Model)]
+    flat = keras.Model(inputs, operation(copy)(*inputs), name=model.name)
     seen, clashes = set(), set()
-    for name in names:
-        (clashes if name in seen else seen).add(name)
-    clashes -= {t.name for t in inputs}
+    for layer in flat.layers:
+        (clashes if layer.name in seen else seen).add(layer.name)
     if clashes:
         raise ValueError(
             f"Model '{model.name}' nests models whose layers share the names {sorted(clashes)[:5]}; "
             "kslim inlines nested models to prune them, so their layer names must be unique: rename "
             "the layers (layer.name is set at construction, e.g. name=...)."
         )
-    return keras.Model(inputs, outputs, name=model.name)
+    return flat
+
+
+def _keep_names(model, copy):
+    """Gives the layers of `copy` (a clone of `model`) their originals' names where `from_config`
+    renamed them (KerasHub's MobileNet blocks append "_0" to their own name and their layers')."""
+    olds, news = keras_api.all_layers(model), keras_api.all_layers(copy)
+    old_names, new_names = {layer.name for layer in olds}, {layer.name for layer in news}
+    for old, new in zip(olds, news):  # the same walk; only names from_config made up are given back
+        if type(old) is type(new) and new.name not in old_names and old.name not in new_names:
+            new.name = old.name

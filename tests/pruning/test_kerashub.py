@@ -38,13 +38,23 @@ def test_kerashub_models_prune_exactly_and_the_result_saves_and_loads(name, tmp_
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=1e-5, atol=1e-6)
 
 
-def test_kerashub_blocks_that_hide_their_bns_are_named_as_barriers():
-    # MobileNetBackbone's blocks are custom layers holding their own BNs; from_config also renamed them
-    # (block_0_0 -> block_0_0_0), which made the rebuild fail looking the old name up.
-    model = sparsify(archs.hub_mobilenet(), frac=0.4)
-    plan = kslim.plan(model, threshold=1e-8)
-    assert any("'block_0_0' (DepthwiseConvBlock)" in r and "register_handler" in r for r in plan.kept_reasons)
-    slim = kslim.prune(model, plan=plan)
-    assert "block_0_0" in {layer.name for layer in slim.layers}
+@pytest.mark.parametrize("name, block", [("hub_mobilenet", "block_0_0"), ("hub_efficientnet", "block3a_")])
+def test_kerashub_blocks_that_hold_their_bns_are_inlined_and_pruned_through(name, block, tmp_path):
+    # MobileNetBackbone's and EfficientNetBackbone's blocks are custom layers holding their own BNs: they
+    # were barriers (0% of the zeroed channels removed). Their `call` is traced into the layers it calls.
+    # MobileNet's from_config also renamed them (block_0_0 -> block_0_0_0); the flat model keeps the names.
+    model = sparsify(archs.HUB[name](), frac=0.4)
     x = inputs(model, n=2)
-    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    before = model(x, training=False)
+    plan = kslim.plan(model, threshold=1e-8)
+    assert not any("register_handler" in reason for reason in plan.kept_reasons), plan.kept_reasons
+    assert plan.factors[1] > 0.1 * plan.factors[0]  # tied channels go only when all their factors are 0
+    slim = kslim.prune(model, plan=plan)
+    assert rel_err(before, slim(x, training=False)) <= 1e-5
+    assert slim.count_params() < 0.85 * model.count_params()
+    names = {layer.name for layer in slim.layers}
+    assert block not in names and any(n.startswith(block) and n != block for n in names)
+    assert not any(n.startswith(block + "_0") for n in names)  # no from_config renaming
+    slim.save(tmp_path / "slim.keras")
+    again = keras.saving.load_model(tmp_path / "slim.keras")
+    np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=1e-5, atol=1e-6)

@@ -519,3 +519,55 @@ def test_border_bias_is_exact_after_zero_padding_and_for_separable_convolutions(
     before = model(x, training=False)
     assert _rel_err(before, slim(x, training=False)) <= 1e-5 < _rel_err(before, interior(x, training=False))
     assert {"c1_border", "sep_border"} <= {layer.name for layer in slim.layers}
+
+
+class _ConvBlock(keras.layers.Layer):
+    """A user's block: its weights all belong to the layers it calls."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv = L.Conv2D(filters, 3, padding="same", name=f"{self.name}_conv")
+        self.bn = L.BatchNormalization(momentum=0.9, name=f"{self.name}_bn")
+        self.act = L.ReLU(name=f"{self.name}_relu")
+
+    def call(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+class _ValueDependent(_ConvBlock):
+    """Reads a value in Python (Keras builds it from compute_output_shape): cannot be traced symbolically."""
+
+    def call(self, x):
+        y = self.act(self.bn(self.conv(x)))
+        return y if np.all(np.isfinite(keras.ops.convert_to_numpy(x))) else -y
+
+    def build(self, shape):
+        self.conv.build(shape)
+        self.bn.build(shape[:-1] + (self.filters,))
+
+    def compute_output_shape(self, shape):
+        return shape[:-1] + (self.filters,)
+
+
+def test_composite_custom_layers_are_inlined_and_untraceable_ones_are_named_barriers():
+    # A custom layer without a handler was a barrier even when it only composes Keras layers; now its
+    # call is traced into them. One that branches on a tensor's value cannot be traced and stays whole.
+    x = inp = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 3, padding="same", name="stem")(x)
+    x = _ConvBlock(16, name="blockA")(x)
+    x = _ConvBlock(12, name="blockB")(x)
+    x = _ValueDependent(8, name="opaque")(x)
+    model = sparsify(keras.Model(inp, L.Dense(3, name="out")(L.GlobalAveragePooling2D()(x))), frac=0.4)
+    plan = kslim.plan(model, threshold=1e-8)
+    assert "blockA_conv" in plan.layers and "blockB_conv" in plan.layers
+    assert any("'opaque' (_ValueDependent)" in reason and "register_handler" in reason
+               for reason in plan.kept_reasons), plan.kept_reasons
+    slim = kslim.prune(model, plan=plan)
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    names = {layer.name for layer in slim.layers}
+    assert {"blockA_conv", "blockA_bn", "opaque"} <= names and "blockA" not in names

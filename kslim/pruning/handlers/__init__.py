@@ -97,6 +97,8 @@ def _register_ops():
         register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))
     for cls in keras_api.operation_classes("core", ["Cast"]):
         register_handler(cls, _ops.UnaryOpHandler(homogeneous=True))
+    for cls in keras_api.operation_classes("numpy", ["Mean", "Max", "Min", "Sum", "Amax", "Amin"]):
+        register_handler(cls, _ops.ReduceOpHandler())
     for cls in keras_api.operation_classes("numpy", ["Concatenate"]):
         register_handler(cls, _ops.ConcatenateOpHandler())
     for cls in keras_api.operation_classes("numpy", ["Split"]):

@@ -4,7 +4,8 @@
 three `Operation`s in the graph, not layers. Each is understood like its layer
 twin: an element-wise op of two tensors ties their channels (`Add`,
 `Multiply`), an op of one tensor and scalar constants passes each channel
-through on its own, `ops.concatenate` and `ops.split` on the channel axis
+through on its own, a reduction over other axes (`ops.mean(x, axis=(1, 2))`)
+keeps each channel, `ops.concatenate` and `ops.split` on the channel axis
 concatenate and split the channel lists. An op with a constant of more than
 one value (`x * np.ones(c)`) stays a barrier: kslim cannot slice a constant it
 does not own. Ops have no weights and cost no FLOPs in kslim's count.
@@ -112,6 +113,21 @@ class BinaryOpHandler(OpHandler):
         if self.kind == "divide":  # x / c, not c / x
             return isinstance(leaves[0], keras.KerasTensor)
         return float(np.asarray(constants[0])) == 0.0  # x + 0, maximum(x, 0)
+
+
+class ReduceOpHandler(OpHandler):
+    """`ops.mean(x, axis=(1, 2), keepdims=True)` (a squeeze-and-excitation's squeeze), max, min, sum:
+    over other axes than the channels', each channel on its own, like a global pooling layer."""
+
+    def classify(self, layer, rank):
+        axis = layer.axis
+        axes = (axis,) if isinstance(axis, int) else tuple(axis) if axis is not None else tuple(range(rank))
+        if any(a % rank == rank - 1 for a in axes):
+            return "barrier", f"operation '{layer.name}' ({type(layer).__name__}) reduces the channel axis"
+        return "per_channel", None
+
+    def homogeneous(self, layer):
+        return True
 
 
 class ConcatenateOpHandler(OpHandler):
