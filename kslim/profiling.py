@@ -10,6 +10,7 @@ import re
 import keras
 
 from kslim._internal import keras_api
+from kslim.pruning import nesting
 from kslim._internal.formatting import human as _human
 from kslim._internal.formatting import human_bytes as _human_bytes
 from kslim.pruning.handlers import get_handler
@@ -71,7 +72,9 @@ def profile(model, batch_size=1):
 
     FLOPs and memory are for one forward pass of `batch_size` samples (axis 0
     of every tensor is the batch axis). Nested models are descended into; a
-    layer called several times (a shared layer) gets one row per call.
+    custom layer made of Keras layers (a KerasHub block) is counted through
+    the layers it calls, as `kslim.prune` inlines it; a layer called several
+    times (a shared layer) gets one row per call.
 
     Reference: Liu et al., "Learning Efficient Convolutional Networks through
     Network Slimming", ICCV 2017 (FLOPs as 2 x MACs, Table 1).
@@ -110,6 +113,8 @@ def profile(model, batch_size=1):
     ):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     batch_size = int(batch_size)
+    if getattr(model, "inputs", None) and any(nesting.composite(layer) for layer in keras_api.all_layers(model)):
+        model = nesting.flatten(model)  # else its blocks' convolutions would count 0
     graph = _graph(model)
 
     alias = {}

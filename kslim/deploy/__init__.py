@@ -13,3 +13,4 @@ from kslim.deploy.ops import builtin_ops as builtin_ops
 from kslim.deploy.ops import list_ops as list_ops
 from kslim.deploy.lowering import fold_selections as fold_selections
 from kslim.deploy.exporter import ExportReport as ExportReport
+from kslim.deploy.latency import LatencyMeter as LatencyMeter

@@ -24,7 +24,7 @@ from kslim.pruning.graph import Graph
 from kslim.pruning.handlers import get_handler
 
 
-SLICE_RUNS = 4  # at most this many runs of consecutive channels: slices; more: folded
+from kslim.pruning.budget import SLICE_RUNS  # at most this many runs of consecutive channels: slices; more: folded
 
 
 MODES = ("auto", "slices", "fold", "gather")

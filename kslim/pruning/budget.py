@@ -8,12 +8,16 @@ import dataclasses
 
 from kslim._internal.checks import check_int, check_number
 
-BUDGET_KINDS = ("ratio", "threshold", "flops_target", "params_target")
+BUDGET_KINDS = ("ratio", "threshold", "flops_target", "params_target", "latency_target")
+SELECTIONS = ("all", "sliceable")
+# A channel selection of at most this many runs of consecutive channels is exported as that many
+# static slices; one of more is folded into zero weights (benchmarks/selection_lowering.py).
+SLICE_RUNS = 4
 
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """How much to prune (exactly one of the first four) and per-layer limits.
+    """How much to prune (exactly one of ratio, threshold and the targets) and per-layer limits.
 
     Attributes:
         ratio: float in [0, 1), the fraction of all prunable scaling factors
@@ -29,6 +33,19 @@ class Budget:
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
         exclude: tuple of layer names whose output channels are all kept.
+        latency_target: float in (0, 1], the measured LiteRT latency to keep,
+            a fraction of the unpruned model's (XNNPACK, float32, batch 1,
+            `latency_threads` threads); the ratio is found by bisection on
+            measurements (`kslim.deploy.LatencyMeter`, cached).
+        latency_threads: int >= 1, the interpreter threads for `latency_target`.
+        selections: "all" (default; "sliceable" with `latency_target`): where a
+            block reads part of a shared stream, "all" prunes every reader's
+            input as its factors say (the paper's channel selection);
+            "sliceable" keeps a reader's whole input where its selection
+            would be more than `SLICE_RUNS` runs of consecutive channels, as
+            LiteRT would run it anyway (`kslim.export` folds such a selection
+            into zero weights, giving back its FLOPs): same latency, more
+            channels kept, FLOPs counted as they run.
 
     Raises:
         ValueError / TypeError: for a missing or second budget, or a value out
@@ -43,12 +60,15 @@ class Budget:
     round_to: int = 1
     max_layer_ratio: float = None
     exclude: tuple = ()
+    latency_target: float = None
+    latency_threads: int = 1
+    selections: str = None
 
     def __post_init__(self):
         given = [k for k in BUDGET_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "Give exactly one of ratio, threshold, flops_target, params_target; "
+                "Give exactly one of ratio, threshold, flops_target, params_target, latency_target; "
                 f"got {given or 'none'}."
             )
         checks = {
@@ -57,6 +77,8 @@ class Budget:
             "threshold": dict(low=0),
             "flops_target": dict(low=0, low_open=True, hint="a fraction (<= 1) or a count (> 1)"),
             "params_target": dict(low=0, low_open=True, hint="a fraction (<= 1) or a count (> 1)"),
+            "latency_target": dict(low=0, high=1, low_open=True,
+                                   hint="the fraction of the unpruned model's measured latency to keep"),
         }
         kind = given[0]
         object.__setattr__(self, kind, check_number(kind, getattr(self, kind), **checks[kind]))
@@ -65,6 +87,13 @@ class Budget:
         object.__setattr__(self, "max_layer_ratio", check_number(
             "max_layer_ratio", self.max_layer_ratio, low=0, high=1, low_open=True, allow_none=True
         ))
+        object.__setattr__(self, "latency_threads", check_int("latency_threads", self.latency_threads))
+        selections = self.selections
+        if selections is None:
+            selections = "sliceable" if kind == "latency_target" else "all"
+        if selections not in SELECTIONS:
+            raise ValueError(f"selections={selections!r} is not supported; use one of {SELECTIONS}.")
+        object.__setattr__(self, "selections", selections)
         exclude = self.exclude
         if isinstance(exclude, str):
             exclude = [exclude]
@@ -72,7 +101,7 @@ class Budget:
 
     @property
     def kind(self):
-        """Which budget is given: "ratio", "threshold", "flops_target" or "params_target"."""
+        """Which budget is given: "ratio", "threshold", "flops_target", "params_target" or "latency_target"."""
         return next(k for k in BUDGET_KINDS if getattr(self, k) is not None)
 
     @property

@@ -7,7 +7,7 @@ import warnings
 from kslim.pruning.handlers import get_handler
 from kslim.pruning import nesting
 from kslim.pruning.analysis import Analysis
-from kslim.pruning.budget import Budget, ratio_cut
+from kslim.pruning.budget import SLICE_RUNS, Budget, ratio_cut
 from kslim._internal.formatting import human as _human
 
 _FORMAT = "kslim.plan/1"
@@ -156,6 +156,9 @@ def plan(
     max_layer_ratio=None,
     exclude=(),
     budget=None,
+    latency_target=None,
+    latency_threads=1,
+    selections=None,
 ):
     """Decides which channels to prune, without touching the model.
 
@@ -163,7 +166,8 @@ def plan(
     producer, or a `ChannelMask`); channels tied by an element-wise merge are
     scored together by their largest factor and pruned together. Give exactly
     one budget: `ratio` (the paper's global percentile), `threshold`,
-    `flops_target` or `params_target`; or a `kslim.Budget` as `budget`.
+    `flops_target`, `params_target` or `latency_target`; or a `kslim.Budget`
+    as `budget`.
 
     Reference: Liu et al., "Learning Efficient Convolutional Networks through
     Network Slimming", ICCV 2017, section 3.
@@ -186,6 +190,15 @@ def plan(
             multi-pass scheme), or None.
         exclude: layer names whose output channels are all kept.
         budget: a `kslim.Budget` holding all of the above, instead of them.
+        latency_target: float in (0, 1], the fraction of the model's measured
+            LiteRT latency (XNNPACK, float32, batch 1) to keep. Each candidate
+            is pruned, exported as `kslim.export` writes it and timed against
+            the unpruned model in this process; the ratio is found by
+            bisection (about 8 measurements, cached: see
+            `kslim.deploy.latency`). Needs `ai-edge-litert` and TensorFlow.
+        latency_threads: int, interpreter threads for `latency_target`.
+        selections: "all" or "sliceable" (the default with `latency_target`):
+            see `kslim.Budget`.
 
     Returns:
         A `kslim.Plan`.
@@ -201,22 +214,24 @@ def plan(
     >>> slim = kslim.prune(model, plan=p)
     """
     budget = make_budget(budget, ratio, threshold, flops_target, params_target, min_channels,
-                         round_to, max_layer_ratio, exclude)
+                         round_to, max_layer_ratio, exclude, latency_target, latency_threads, selections)
     return decide(Analysis(nesting.flatten(model), exclude=budget.exclude), budget)[0]
 
 
 def make_budget(budget, ratio, threshold, flops_target, params_target, min_channels, round_to,
-                max_layer_ratio, exclude):
+                max_layer_ratio, exclude, latency_target=None, latency_threads=1, selections=None):
     """The `Budget` of `plan`'s / `prune`'s arguments (checked), or the one given."""
     if budget is None:
         return Budget(ratio, threshold, flops_target, params_target, min_channels, round_to,
-                      max_layer_ratio, exclude)
+                      max_layer_ratio, exclude, latency_target, latency_threads, selections)
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a kslim.Budget, got {type(budget).__name__}.")
     given = dict(ratio=ratio, threshold=threshold, flops_target=flops_target,
-                 params_target=params_target, max_layer_ratio=max_layer_ratio)
+                 params_target=params_target, max_layer_ratio=max_layer_ratio,
+                 latency_target=latency_target, selections=selections)
     extra = [k for k, v in given.items() if v is not None]
     extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, 1),
+                                ("latency_threads", latency_threads, 1),
                                 ("exclude", tuple(exclude or ()), ())) if v != d]
     if extra:
         raise ValueError(f"Give budget= or the budget's arguments, not both; got budget and {extra}.")
@@ -232,18 +247,96 @@ def decide(analysis, budget):
 
         raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
     kind, value, floors = budget.kind, budget.value, budget.floors
+    sliceable = budget.selections == "sliceable"
     if kind == "ratio":
         pruned, t = ratio_cut(scores, analysis.size, value)
     elif kind == "threshold":
         t = float(value)
         pruned = {r for r, s in scores.items() if s < t}
+    elif kind == "latency_target":
+        pruned, t = _latency_search(analysis, scores, budget)
     else:
-        pruned, t = _search(analysis, scores, kind, value, floors)
+        pruned, t = _search(analysis, scores, kind, value, floors, sliceable)
     chosen = set(pruned)
-    pruned = analysis.apply_floors(pruned, **floors)
-    result = _make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - pruned, floors=floors)
+    floored = analysis.apply_floors(pruned, **floors)
+    pruned = keep_unsliceable(analysis, floored) if sliceable else floored
+    result = _make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
+                        unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
+
+
+def keep_unsliceable(analysis, pruned):
+    """`pruned` without the groups of every stream reader whose selection would be more than
+    `SLICE_RUNS` runs of consecutive channels (`selections="sliceable"`).
+
+    LiteRT runs such a selection as a convolution over the whole stream (`kslim.export` folds it
+    into zero weights), so keeping those channels costs no time and keeps what they carry.
+    """
+    from kslim.layers.channel_select import runs
+
+    g = analysis.graph
+    pruned = set(pruned)
+    while True:
+        widths = analysis.layer_widths(pruned)
+        restore = set()
+        for i, node in enumerate(g.nodes):
+            if node.role != "scale" or i not in widths:
+                continue
+            ins, out = widths[i]
+            if list(out) == list(ins[0]):
+                continue
+            rank = {j: r for r, j in enumerate(ins[0])}
+            if len(runs([rank[j] for j in out])) > SLICE_RUNS:
+                restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
+        if not restore:
+            return pruned
+        pruned -= restore
+
+
+def _latency_search(analysis, scores, budget):
+    """Bisects the ratio whose pruned model has the largest measured latency not above the target."""
+    from kslim.deploy.latency import LatencyMeter  # deploy imports pruning
+    from kslim.pruning import surgery
+
+    model = analysis.graph.model
+    meter = LatencyMeter(model, threads=budget.latency_threads)
+    floors, target = budget.floors, budget.latency_target
+    sliceable = budget.selections == "sliceable"
+
+    def cost(ratio):
+        chosen, t = ratio_cut(scores, analysis.size, ratio)
+        pruned = analysis.apply_floors(chosen, **floors)
+        if sliceable:
+            pruned = keep_unsliceable(analysis, pruned)
+        candidate = _make_plan(model, analysis, pruned, {"ratio": ratio}, t)
+        return meter.fraction(candidate, lambda: surgery.rebuild(model, analysis, candidate, pruned)), (chosen, t)
+
+    if target >= 1:
+        return set(), 0.0
+    return _bisect(cost, target, 7, lambda least: (
+        f"latency_target={target} cannot be reached: pruning every prunable channel (down to the "
+        f"floors) keeps {least:.2f} of the measured latency on LiteRT "
+        f"({budget.latency_threads} thread(s)). Raise the target, lower min_channels, or use "
+        "selections='all'."
+    ))
+
+
+def _bisect(cost, goal, steps, unreachable):
+    """The decision of the smallest ratio in [0, 1) whose `cost(ratio)` (a `(cost, decision)` pair,
+    assumed to fall as the ratio grows) is at most `goal`, to `steps` halvings."""
+    lo, hi = 0.0, 1.0 - 1e-9
+    least, best = cost(hi)
+    if least > goal:
+        raise ValueError(unreachable(least))
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        c, decision = cost(mid)
+        if c <= goal:
+            hi, best = mid, decision
+        else:
+            lo = mid
+    return best
 
 
 def _warn_degenerate(plan, min_channels):
@@ -263,7 +356,7 @@ def _warn_degenerate(plan, min_channels):
         )
 
 
-def _search(analysis, scores, kind, target, floors):
+def _search(analysis, scores, kind, target, floors, sliceable=False):
     """Bisects the ratio whose plan has the largest cost not above the target."""
     which = 1 if kind == "flops_target" else 0
     full = analysis.cost(set())[which]
@@ -271,29 +364,21 @@ def _search(analysis, scores, kind, target, floors):
 
     def cost(ratio):
         pruned, t = ratio_cut(scores, analysis.size, ratio)
-        return analysis.cost(analysis.apply_floors(pruned, **floors))[which], (pruned, t)
+        kept = analysis.apply_floors(pruned, **floors)
+        if sliceable:
+            kept = keep_unsliceable(analysis, kept)
+        return analysis.cost(kept)[which], (pruned, t)
 
     if full <= goal:
         return set(), 0.0
-    lo, hi = 0.0, 1.0 - 1e-9
-    best_cost, best = cost(hi)
-    if best_cost > goal:
-        raise ValueError(
-            f"{kind}={target} cannot be reached: pruning every prunable channel (down to the "
-            f"floors) leaves {best_cost:.4g} of {full:.4g}. Lower min_channels or round_to, "
-            "or prune unprunable parts by hand."
-        )
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        c, decision = cost(mid)
-        if c <= goal:
-            hi, best = mid, decision
-        else:
-            lo = mid
-    return best
+    return _bisect(cost, goal, 40, lambda least: (
+        f"{kind}={target} cannot be reached: pruning every prunable channel (down to the "
+        f"floors) leaves {least:.4g} of {full:.4g}. Lower min_channels or round_to, "
+        "or prune unprunable parts by hand."
+    ))
 
 
-def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=None):
+def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=None, unsliced=()):
     g = analysis.graph
     restored = set(restored)
     widths = analysis.layer_widths(pruned)
@@ -352,6 +437,10 @@ def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=
         reason = "below the threshold, kept by the per-layer floors" + (
             f" ({', '.join(active)})" if active else " (min_channels=1)")
         kept_reasons[reason] = sum(analysis.size[r] for r in restored)
+    if unsliced:
+        reason = (f"below the threshold, kept by selections='sliceable': a stream selection of more than "
+                  f"{SLICE_RUNS} runs, which LiteRT would run over the whole stream anyway")
+        kept_reasons[reason] = sum(analysis.size[r] for r in unsliced)
     return Plan(
         model.name,
         layers,

@@ -22,6 +22,9 @@ def prune(
     rebalance=True,
     budget=None,
     keep_penalty=False,
+    latency_target=None,
+    latency_threads=1,
+    selections=None,
 ):
     """Returns a new, physically narrower copy of `model` without its weakest channels.
 
@@ -44,8 +47,9 @@ def prune(
     channel still emits (BN's beta through the activation) is folded into the
     next layer's bias, or into the next BN's moving mean when that layer has
     no bias, or else into a bias the layer is given. This is exact for Dense
-    layers and 1x1 convolutions and exact in the interior of larger kernels;
-    on zero-padded borders it is approximate.
+    layers and 1x1 convolutions, and for larger kernels with a static input
+    size a `kslim.layers.BorderBias` makes it exact on the zero-padded border
+    too (see `compensate`).
 
     Folded masks (Yang et al.'s L1-trained `ChannelMask`s) leave much of the
     network's gain in the layers they followed, whose weights can then be
@@ -62,7 +66,8 @@ def prune(
     Args:
         model: a built functional or Sequential Keras model.
         ratio, threshold, flops_target, params_target, min_channels,
-            round_to, max_layer_ratio, exclude: see `kslim.plan`.
+            round_to, max_layer_ratio, exclude, latency_target,
+            latency_threads, selections: see `kslim.plan`.
         plan: a `kslim.Plan` (from `kslim.plan` or `Plan.from_json`) to
             apply instead of a budget.
         compensate: fold the constant that each pruned channel leaves
@@ -97,8 +102,9 @@ def prune(
     """
     if plan is None:
         budget = make_budget(budget, ratio, threshold, flops_target, params_target,
-                             min_channels, round_to, max_layer_ratio, exclude)
-    elif any(v is not None for v in (ratio, threshold, flops_target, params_target)):
+                             min_channels, round_to, max_layer_ratio, exclude,
+                             latency_target, latency_threads, selections)
+    elif any(v is not None for v in (ratio, threshold, flops_target, params_target, latency_target)):
         budget = "given"  # refused below
     slim = prune_and_plan(
         model, budget=budget, plan=plan, compensate=compensate, rebalance=rebalance

@@ -1,0 +1,84 @@
+"""A measured LiteRT latency budget and selections that LiteRT runs as slices (issue 13, item 2).
+
+Latencies here are measured, not mocked: each candidate is exported and timed with XNNPACK against the
+unpruned model, interleaved in this process. Only the cache test replaces the timer, to show that a second
+plan measures nothing.
+"""
+
+import numpy as np
+import pytest
+
+import kslim
+from kslim.deploy import latency
+from kslim.layers.channel_select import runs
+from kslim.models.vgg_models import vgg
+from kslim.pruning.budget import SLICE_RUNS
+from kslim.testing import archs
+from kslim.testing.exactness import inputs, rel_err, sparsify
+
+TOLERANCE = 0.1  # the measured fraction lands in [target - 0.1, target + 0.05]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSLIM_CACHE_DIR", str(tmp_path / "cache"))
+    latency._MEMORY_CACHE.clear()
+    yield tmp_path / "cache" / "latency.json"
+    latency._MEMORY_CACHE.clear()
+
+
+def test_a_latency_budgeted_plan_lands_near_its_target_and_a_second_plan_is_cached(cache, monkeypatch):
+    model = sparsify(vgg(11, widths=[16, 32, 64, 64, 128, 128, 128, 128]), frac=0.5)
+    target = 0.6
+    plan = kslim.plan(model, latency_target=target)
+    assert plan.flops[1] < plan.flops[0] and cache.exists()
+    slim = kslim.prune(model, plan=plan)  # the same plan again, from the cache
+    x = inputs(model, n=2)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+
+    latency._MEMORY_CACHE.clear()  # measured again, from scratch, by another meter
+    monkeypatch.setenv("KSLIM_CACHE_DIR", str(cache.parent.parent / "fresh"))
+    measured = latency.LatencyMeter(model).fraction(plan, lambda: slim)
+    assert target - TOLERANCE <= measured <= target + 0.05, measured
+
+    monkeypatch.setenv("KSLIM_CACHE_DIR", str(cache.parent))
+    latency._MEMORY_CACHE.clear()
+
+    def no_timing(self, candidate):
+        raise AssertionError("a cached plan was timed again")
+
+    monkeypatch.setattr(latency.LatencyMeter, "_time", no_timing)
+    again = kslim.plan(model, latency_target=target)  # read back from the JSON file
+    assert again.layers == plan.layers
+
+
+def test_an_unreachable_latency_target_says_what_was_measured(cache):
+    model = sparsify(archs.ALL["mlp"](), frac=0.3)
+    with pytest.raises(ValueError, match=r"latency_target=0.01 cannot be reached: .* keeps 0\.\d\d of the measured"):
+        kslim.plan(model, latency_target=0.01)
+    with pytest.raises(ValueError, match="latency_target"):
+        kslim.plan(model, latency_target=1.5)
+    with pytest.raises(ValueError, match="selections='every'"):
+        kslim.plan(model, ratio=0.3, selections="every")
+
+
+def test_sliceable_selections_keep_the_readers_that_litert_would_run_over_the_whole_stream(tmp_path):
+    # A pre-activation block's BN reads the residual stream; where its selection is more than
+    # SLICE_RUNS runs, kslim.export folds it into zero weights and the convolution reads the whole
+    # stream anyway. selections="sliceable" keeps those channels instead: the file is the same speed,
+    # the model keeps more, and the FLOPs the plan counts are the ones that run.
+    model = sparsify(archs.ALL["preact_resnet"](), frac=0.4)
+    every = kslim.plan(model, threshold=1e-8)
+    sliceable = kslim.plan(model, threshold=1e-8, selections="sliceable")
+    many = [rec for rec in every.layers.values() if rec["select"] and len(runs(rec["select"])) > SLICE_RUNS]
+    assert many, "the test needs selections that cannot be sliced"
+    assert all(len(runs(rec["select"])) <= SLICE_RUNS for rec in sliceable.layers.values() if rec["select"])
+    assert every.flops[1] < sliceable.flops[1] < sliceable.flops[0]
+    assert any("selections='sliceable'" in reason for reason in sliceable.kept_reasons)
+    slim = kslim.prune(model, plan=sliceable)
+    x = inputs(model, n=2)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    report = kslim.export(slim, str(tmp_path / "slim.tflite"))
+    assert "GATHER" not in report.ops and not (report.selections or {}).get("folded"), report.selections
+    assert kslim.profile(slim).flops == sliceable.flops[1]
+    np.testing.assert_equal(sliceable.factors[0], every.factors[0])
