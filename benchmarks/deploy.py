@@ -1,13 +1,16 @@
 """Deployment benchmark: what slimming buys in TFLite size, latency and memory on this CPU.
 
 For VGG-19 (CIFAR width), pre-activation ResNet-164 and DenseNet-40 from the
-zoo, pruned at the paper's ratios (70% / 40% / 40% of all channels), this
-script reports for the baseline and the pruned model: trainable parameters
+zoo, pruned at the paper's ratios (70% / 40% / 40% of all channels), and for
+keras.applications ResNet50V2 and DenseNet121 (pre-activation and dense
+streams; weights=None, 96x96 input, 40%), this script reports for the
+baseline and each pruned variant (`pruned`: the paper's channel selections;
+`sliceable`: `selections="sliceable"`; float32 and int8): trainable parameters
 (as the paper counts them; `kslim.profile(m).trainable_params`), FLOPs
 (2 x MACs), float32 TFLite file size, single-image latency with the LiteRT
 interpreter (XNNPACK, its default CPU delegate) at 1 and 2 threads (median,
 p10, p90), run-time memory, the measured speed-up next to the FLOPs reduction
-factor, and their ratio (the aim is >= 0.8). It also sets the reductions in
+factor, and their ratio (the aim is >= 0.9). It also sets the reductions in
 parameters and FLOPs next to Liu et al., Table 1.
 
 The scaling factors (gamma rule). Training these networks with the sparsity
@@ -70,7 +73,7 @@ Results go to benchmarks/results/deploy.json and deploy.md.
 
 Usage:
 
-    python benchmarks/deploy.py [--models vgg19,preresnet164,densenet40] [--runs 400] [--quick]
+    python benchmarks/deploy.py [--models vgg19,preresnet164,densenet40,resnet50v2,densenet121] [--runs 400] [--quick]
 """
 
 import argparse
@@ -95,13 +98,19 @@ import kslim  # noqa: E402
 from kslim.pruning.graph import Graph  # noqa: E402
 from kslim.sparsity.factors import scaling_factors  # noqa: E402
 
-MODELS = ("vgg19", "preresnet164", "densenet40")
-RATIOS = {"vgg19": 0.7, "preresnet164": 0.4, "densenet40": 0.4}
+MODELS = ("vgg19", "preresnet164", "densenet40", "resnet50v2", "densenet121")
+RATIOS = {"vgg19": 0.7, "preresnet164": 0.4, "densenet40": 0.4, "resnet50v2": 0.4, "densenet121": 0.4}
 RULES = {
     "vgg19": {"kappa": 6.0, "internal": 1.0},
     "preresnet164": {"kappa": 0.0, "internal": 0.15},
     "densenet40": {"kappa": 1.0, "internal": 1.0},
+    "resnet50v2": {"kappa": 0.0, "internal": 0.15},  # pre-activation, like ResNet-164
+    "densenet121": {"kappa": 1.0, "internal": 1.0},  # every BN reads the dense stream, like DenseNet-40
 }
+# keras.applications models: built with weights=None (nothing downloads) at this input size, so that
+# their FLOPs are of the order of the CIFAR models' (ResNet50V2 0.9G, DenseNet121 0.5G at 96x96).
+APPLICATIONS = {"resnet50v2": "ResNet50V2", "densenet121": "DenseNet121"}
+APPLICATION_INPUT = (96, 96, 3)
 GAMMA = {"s_max": 0.95, "dead_mean": 1e-3, "alive_median": 0.3, "alive_sigma": 0.5, "alive_min": 0.05}
 LAMBDAS = {"vgg19": 1e-4, "preresnet164": 1e-5, "densenet40": 1e-5}
 # Liu et al. 2017, Table 1 (CIFAR-10): params and FLOPs, baseline -> pruned.
@@ -110,7 +119,7 @@ PAPER = {
     "preresnet164": {"params": [1.70e6, 1.44e6], "flops": [4.99e8, 3.81e8]},
     "densenet40": {"params": [1.02e6, 0.66e6], "flops": [5.33e8, 3.81e8]},
 }
-AIM = 0.8
+AIM = 0.9  # issue 13: speed-up at least 0.9x the FLOPs reduction kslim.profile reports
 
 
 # ---------------------------------------------------------------- gamma rule
@@ -267,7 +276,11 @@ def run_model(name, args, workdir):
     print(f"\n== {name} (ratio {RATIOS[name]}) ==", flush=True)
     record = {"model": name, "ratio": RATIOS[name], "timings_s": {}}
     t0 = time.perf_counter()
-    model = kslim.models.get(name)
+    if name in APPLICATIONS:
+        model = getattr(keras.applications, APPLICATIONS[name])(
+            weights=None, input_shape=APPLICATION_INPUT, classes=10)
+    else:
+        model = kslim.models.get(name)
     if args.train_epochs:
         record["gamma"] = train_gammas(model, name, args.data, args.train_epochs, args.train_samples)
     else:
@@ -283,13 +296,27 @@ def run_model(name, args, workdir):
     record["pruned_vs_masked_rel_diff"] = _masked_difference(model, slim, plan, x)
     record["channel_selections"] = sum(isinstance(l, kslim.layers.ChannelSelect) for l in slim.layers)
 
-    variants = {"baseline": model, "pruned": slim}
+    # The default path (every reader's selection, as the paper prunes) and, where the model has
+    # selections, selections="sliceable" (readers whose selection LiteRT would run over the whole
+    # stream keep their whole input). Each float32, and int8 for the baseline and the last of them.
+    variants = {"baseline": (model, None), "pruned": (slim, None)}
+    if record["channel_selections"]:
+        plan_s = kslim.plan(model, ratio=RATIOS[name], selections="sliceable")
+        variants["sliceable"] = (kslim.prune(model, plan=plan_s), None)
+        record["sliceable_channels_pruned"] = plan_s.factors[1]
+    variants["baseline int8"] = (model, "int8")
+    last = "sliceable" if "sliceable" in variants else "pruned"
+    variants[f"{last} int8"] = (variants[last][0], "int8")
+    calibration = np.random.default_rng(2).standard_normal((200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     record["variants"] = {}
-    for tag, m in variants.items():
+    for tag, (m, quantize) in variants.items():
         profile = kslim.profile(m)
-        path = os.path.join(workdir, f"{name}_{tag}.tflite")
+        path = os.path.join(workdir, f"{name}_{tag.replace(' ', '_')}.tflite")
         start = time.perf_counter()
-        report = kslim.export(m, path)
+        # int8 is timed, not scored: untrained networks with synthetic gammas have outputs near 1e-14,
+        # which int8 cannot represent, so its parity check gets no bound.
+        report = kslim.export(m, path, quantize=quantize, representative_data=calibration if quantize else None,
+                              atol=float("inf") if quantize else None)
         export_s = time.perf_counter() - start
         measured = kslim.measure(path, threads=(1, 2), runs=30, warmup=5, memory=True)
         record["variants"][tag] = {
@@ -300,7 +327,7 @@ def run_model(name, args, workdir):
             "xnnpack_partitions": _partitions(path), "memory_bytes": measured.memory_bytes,
             "peak_rss_bytes": measured.peak_rss_bytes,
             "kslim_measure_sequential_ms": {str(k): v for k, v in measured.latency_ms.items()},
-            "path": path,
+            "path": path, "quantize": quantize or "float32",
         }
         print(f"  {tag:17s} exported in {export_s:5.1f} s, {report.size_bytes / 2**20:6.2f} MiB, "
               f"params {profile.trainable_params:,}, FLOPs {profile.flops:,}, memory {measured.memory_bytes / 2**20:.1f} MiB",
@@ -311,7 +338,7 @@ def run_model(name, args, workdir):
     for tag, v in record["variants"].items():
         for threads in (1, 2):
             configs[(tag, threads, True)] = (v["path"], threads, True)
-        if not args.quick:
+        if not args.quick and v["quantize"] == "float32":
             configs[(tag, 1, False)] = (v["path"], 1, False)
     start = time.perf_counter()
     times = interleaved_latency(configs, args.runs, args.block, seed=args.seed)
@@ -323,19 +350,21 @@ def run_model(name, args, workdir):
     for tag, v in record["variants"].items():
         v["flops_reduction"] = base["flops"] / v["flops"]
         v["params_reduction"] = base["params"] / v["params"]
-        v["size_reduction"] = base["size_bytes"] / v["size_bytes"]
-        if tag == "baseline":
+        reference = "baseline" if v["quantize"] == "float32" else f"baseline {v['quantize']}"
+        v["size_reduction"] = record["variants"][reference]["size_bytes"] / v["size_bytes"]
+        if tag.startswith("baseline"):
             continue
         v["speedup"] = {}
+        v["against"] = reference
         for (t2, threads, xnnpack), rounds in times.items():
             if t2 == tag:
                 key = f"{threads}" if xnnpack else f"{threads}_no_xnnpack"
-                s = _speedup(times[("baseline", threads, xnnpack)], rounds)
+                s = _speedup(times[(reference, threads, xnnpack)], rounds)
                 s["speedup_over_flops_reduction"] = s["speedup"] / v["flops_reduction"]
                 v["speedup"][key] = s
     for v in record["variants"].values():
         del v["path"]
-    record["paper"] = _paper_comparison(name, base, record["variants"]["pruned"])
+    record["paper"] = _paper_comparison(name, base, record["variants"]["pruned"]) if name in PAPER else None
     record["notes"] = _notes(name, record)
     record["timings_s"]["total"] = time.perf_counter() - t0
     return record
@@ -357,24 +386,40 @@ def _paper_comparison(name, base, pruned):
 def _notes(name, record):
     """Plain statements of where the measured speed-up falls short of the FLOPs reduction, and why."""
     notes = []
-    pruned = record["variants"]["pruned"]
-    for threads in ("1", "2"):
-        s = pruned["speedup"][threads]
-        ratio = s["speedup_over_flops_reduction"]
+    variants = record["variants"]
+    pruned = variants["pruned"]
+    for tag, v in variants.items():
+        if tag.startswith("baseline"):
+            continue
+        parts = []
+        for threads in ("1", "2"):
+            sp = v["speedup"][threads]
+            parts.append(f"{threads} thread{'s' if threads != '1' else ''} {sp['speedup']:.2f}x "
+                         f"(ratio {sp['speedup_over_flops_reduction']:.2f}, p10 ratio {sp['ratio_of_p10']:.2f}x)")
+        ratio = v["speedup"]["1"]["speedup_over_flops_reduction"]
         verdict = "meets" if ratio >= AIM else "falls short of"
-        notes.append(f"{threads} thread{'s' if threads != '1' else ''}: speed-up {s['speedup']:.2f}x for a "
-                     f"{pruned['flops_reduction']:.2f}x FLOPs reduction, ratio {ratio:.2f}: {verdict} the {AIM} "
-                     f"aim (ratio of the p10 latencies, least affected by other load: {s['ratio_of_p10']:.2f}x).")
+        slower = v["flops_reduction"] >= 1 / 0.9 and v["speedup"]["1"]["speedup"] < 1
+        notes.append(f"`{tag}` against `{v['against']}`: {v['flops_reduction']:.2f}x fewer FLOPs, speed-up "
+                     f"{'; '.join(parts)}: {verdict} the {AIM} aim at 1 thread"
+                     f"{'; slower than the baseline' if slower else ''}.")
     if record["channel_selections"]:
         lowered = pruned.get("selections") or {}
         notes.append(
-            f"The pruned model has {record['channel_selections']} channel selections. `kslim.export` wrote "
-            f"{lowered.get('sliced', 0)} of them as static slices and folded {lowered.get('folded', 0)} into zero "
-            "weights (a selection of more than 4 runs of consecutive channels costs more as slices than it saves), "
-            f"so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} XNNPACK partition(s) "
-            f"(the baseline: {record['variants']['baseline'].get('xnnpack_partitions')}). A folded selection gives "
-            "back the FLOPs it saved (its convolution reads the whole stream), so the file does more FLOPs than "
-            "`kslim.profile` counts for the pruned Keras model, whose FLOPs reduction is the one reported.")
+            f"`pruned` (every reader's selection, the paper's way) has {record['channel_selections']} channel "
+            f"selections: `kslim.export` wrote {lowered.get('sliced', 0)} as static slices and folded "
+            f"{lowered.get('folded', 0)} into zero weights (more than 4 runs of consecutive channels cost more as "
+            f"slices than they save), so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} "
+            f"XNNPACK partition(s) (the baseline: {variants['baseline'].get('xnnpack_partitions')}). A folded "
+            "selection gives back the FLOPs it saved, so this file does more FLOPs than `kslim.profile` counts for "
+            "the pruned Keras model.")
+    if "sliceable" in variants:
+        sl = variants["sliceable"]
+        notes.append(
+            f"`sliceable` (`selections=\"sliceable\"`, the latency planner's default) keeps the whole input of "
+            f"each reader whose selection would be folded: {record['sliceable_channels_pruned']} channels pruned "
+            f"instead of {record['channels']['pruned']}, {(sl.get('selections') or {}).get('folded', 0)} selections "
+            f"folded, {sl.get('xnnpack_partitions')} partition(s); its FLOPs are the ones the file runs, "
+            f"{sl['flops_reduction']:.2f}x fewer than the baseline's.")
     no_x = pruned["speedup"].get("1_no_xnnpack")
     if no_x:
         notes.append(
@@ -428,7 +473,7 @@ def table_rows(results):
                 r["model"], tag, f"{v['params'] / 1e6:.2f}M", f"{v['flops'] / 1e6:.0f}M",
                 f"{v['size_bytes'] / 2**20:.2f}", _fmt_lat(v["latency_ms"]["1"]), _fmt_lat(v["latency_ms"]["2"]),
                 "-" if v["memory_bytes"] is None else f"{v['memory_bytes'] / 2**20:.1f}",
-                "1.00x" if tag == "baseline" else f"{v['flops_reduction']:.2f}x",
+                "1.00x" if tag.startswith("baseline") else f"{v['flops_reduction']:.2f}x",
                 "-" if not sp else spread(sp["1"]),
                 "-" if not sp else spread(sp["2"]),
                 "-" if not sp else (f"{sp['1']['speedup_over_flops_reduction']:.2f} / "
@@ -441,6 +486,8 @@ def paper_rows(results):
     rows = [["model", "params (ours)", "params (paper)", "FLOPs (ours)", "FLOPs (paper)"]]
     for r in results:
         p = r["paper"]
+        if p is None:
+            continue
         cell = lambda k, who, unit, scale: (  # noqa: E731
             f"{p[who][k][0] / scale:.2f}{unit} -> {p[who][k][1] / scale:.2f}{unit} "
             f"({p['reduction_pct'][k][who]:.1f}% less)")
@@ -484,8 +531,13 @@ def write_markdown(path, data):
         f"ai-edge-litert {m['ai_edge_litert']}. Run time {data['runtime_s'] / 60:.1f} min"
         f"{' (--quick)' if data['args']['quick'] else ''}.",
         "",
-        "Float32 TFLite, batch 1, LiteRT interpreter with XNNPACK; latency median [p10, p90] of "
-        f"{data['args']['runs']} invokes per model and thread count, baseline and pruned interleaved. "
+        "TFLite float32 and int8 (calibrated on 200 standard-normal inputs: latency only, no accuracy), batch 1, "
+        "LiteRT interpreter with XNNPACK; latency median [p10, p90] of "
+        f"{data['args']['runs']} invokes per model and thread count, all variants of a model interleaved. "
+        "Variants: `pruned` is `kslim.prune(model, ratio=r)` (every reader of a shared stream selects its "
+        "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`; int8 variants "
+        "are timed against the int8 baseline. ResNet50V2 and DenseNet121 are keras.applications models "
+        f"(weights=None, {APPLICATION_INPUT[0]}x{APPLICATION_INPUT[1]} input, 10 classes). "
         "Params are trainable parameters (as in the paper; BN moving statistics excluded). "
         "Speed-up: median over interleaved rounds of median(baseline) / median(pruned), [p10, p90] of those "
         "ratios. FLOPs = 2 x MACs. "
