@@ -31,8 +31,8 @@ def composite(layer):
     belongs to the Keras layers it is made of."""
     if not isinstance(layer, keras.layers.Layer) or isinstance(layer, (keras.Model, keras.layers.InputLayer)):
         return False
-    if has_handler(layer):
-        return False
+    if has_handler(layer) or type(layer).__module__.startswith("keras."):
+        return False  # Keras's own composite layers (attention, RNN wrappers) stay whole
     parts = keras_api.sublayers(layer)
     if not parts:
         return False
