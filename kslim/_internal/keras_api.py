@@ -25,6 +25,11 @@ def is_functional(model):
     return isinstance(model, Functional)
 
 
+def is_functional_subclass(model):
+    """Whether `model` is an instance of a subclass of Functional (a KerasHub backbone), not Functional itself."""
+    return isinstance(model, Functional) and type(model) is not Functional
+
+
 def functional_graph(model):
     """The functional graph of a model: itself, or the one a built Sequential keeps.
 

@@ -76,7 +76,12 @@ def flatten(model):
         return model  # anything else is refused, with its reason, by the analysis
     if not getattr(model, "inputs", None):
         return model  # not built: the analysis says so
-    copy = keras.models.clone_model(model)
+    source = model
+    if keras_api.is_functional_subclass(model):
+        # A functional subclass (a KerasHub backbone) may not take (inputs, outputs) in its constructor,
+        # which clone_model calls with Keras 3.12: clone its graph as a plain functional model.
+        source = keras.Model(model.inputs, model.outputs, name=model.name)
+    copy = keras.models.clone_model(source)
     copy.set_weights(model.get_weights())
 
     _keep_names(model, copy)
