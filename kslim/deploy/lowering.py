@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kslim._internal import keras_api
+from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning import config_edit
 from kslim.pruning import nesting
@@ -52,7 +53,14 @@ def lowered(model, mode="auto"):
 
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     if mode == "gather":
-        yield model, {"sliced": 0, "folded": 0, "gathered": len(selects)}
+        borders = [layer for layer in keras_api.all_layers(model) if isinstance(layer, BorderBias)]
+        try:
+            for layer in borders:
+                layer.constant_image = keras.ops.convert_to_numpy(layer.bias_image())
+            yield model, {"sliced": 0, "folded": 0, "gathered": len(selects)}
+        finally:
+            for layer in borders:
+                layer.constant_image = None
         return
     max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
     many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
@@ -62,13 +70,18 @@ def lowered(model, mode="auto"):
         if foldable:
             target = fold_selections(model, only=foldable)
     remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
+    borders = [layer for layer in keras_api.all_layers(target) if isinstance(layer, BorderBias)]
     try:
         for layer in remaining:
             layer.lower_to_slices = True
+        for layer in borders:  # a constant image, not a convolution of ones per call
+            layer.constant_image = keras.ops.convert_to_numpy(layer.bias_image())
         yield target, {"sliced": len(remaining), "folded": len(selects) - len(remaining), "gathered": 0}
     finally:
         for layer in remaining:
             layer.lower_to_slices = False
+        for layer in borders:
+            layer.constant_image = None
 
 
 def _foldable(model, name):

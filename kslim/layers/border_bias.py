@@ -46,7 +46,22 @@ class BorderBias(keras.layers.Layer):
             trainable=False,
         )
 
+    # Set by kslim.export (kslim.deploy.lowering) while it converts: the bias image, computed once, so
+    # that the file adds a constant instead of running a convolution of ones on every call.
+    constant_image = None
+
+    def bias_image(self, dtype="float32"):
+        """The `(1, *output_spatial, channels)` bias this layer adds."""
+        ones = ops.ones((1,) + self.input_spatial + (1,), dtype=dtype)
+        padding = "same"
+        if self.padding != "same":
+            ones, padding = ops.pad(ones, ((0, 0),) + self.padding + ((0, 0),)), "valid"
+        return ops.conv(ones, ops.cast(self.kernel, dtype), strides=self.strides, padding=padding,
+                        dilation_rate=self.dilation_rate)
+
     def call(self, inputs):
+        if self.constant_image is not None:
+            return inputs + ops.cast(self.constant_image, inputs.dtype)
         ones = ops.ones((1,) + self.input_spatial + (1,), dtype=inputs.dtype)
         padding = "same"
         if self.padding != "same":

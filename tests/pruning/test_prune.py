@@ -85,6 +85,12 @@ def test_border_bias_saves_exports_and_a_second_pass_adds_to_it(tmp_path):
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=1e-6, atol=1e-6)
     report = kslim.export(slim, tmp_path / "slim.tflite", representative_data=x)  # checks parity itself
     assert report.max_abs_diff <= 1e-4 * report.output_scale
+    # The file adds each BorderBias as a constant image: no convolution of ones runs per call.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tmp_path / "slim.tflite"))
+    convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert n_borders and len(convs) == sum(isinstance(layer, L.Conv2D) for layer in slim.layers)
     second = sparsify(slim, beta_zero=False, seed=3)  # another pass: new zeros, betas kept
     slimmer = kslim.prune(second, threshold=1e-6)
     assert _rel_err(second(x, training=False), slimmer(x, training=False)) <= 1e-5
