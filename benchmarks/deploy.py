@@ -44,6 +44,11 @@ needs a channel selection) and `internal` otherwise. Per model:
 - densenet40: kappa=1, internal=1 (every BN of DenseNet-40 reads the
   concatenated stream; deeper layers read longer concatenations).
 
+Trained gammas: `preresnet20_trained` and `densenet16_trained` are the
+sparsity-trained models (L1, seed 1) of `benchmarks/cifar10_paper.py`, read
+from its cache (`benchmarks/.cache/cifar10/cpu/<job>/pass1/sparse.keras`),
+pruned at 40%; they run by default where that cache has them.
+
 BN beta, moving mean and variance keep their initial values (0, 0, 1) and the
 convolutions their seeded random initialisation: latency, size and memory do
 not depend on the weight values. `--train_epochs N --data PATH` replaces the
@@ -111,6 +116,11 @@ RULES = {
 # their FLOPs are of the order of the CIFAR models' (ResNet50V2 0.9G, DenseNet121 0.5G at 96x96).
 APPLICATIONS = {"resnet50v2": "ResNet50V2", "densenet121": "DenseNet121"}
 APPLICATION_INPUT = (96, 96, 3)
+# Trained gammas: the sparsity-trained models of the CIFAR-10 reproduction (benchmarks/cifar10_paper.py, L1,
+# seed 1), read from its cache on this machine; rows for the ones that are not there are skipped.
+TRAINED = {"preresnet20_trained": "preresnet20-l1-s1", "densenet16_trained": "densenet16-l1-s1"}
+CIFAR_CACHE = pathlib.Path(__file__).resolve().parent / ".cache" / "cifar10" / "cpu"
+RATIOS.update({name: 0.4 for name in TRAINED})
 GAMMA = {"s_max": 0.95, "dead_mean": 1e-3, "alive_median": 0.3, "alive_sigma": 0.5, "alive_min": 0.05}
 LAMBDAS = {"vgg19": 1e-4, "preresnet164": 1e-5, "densenet40": 1e-5}
 # Liu et al. 2017, Table 1 (CIFAR-10): params and FLOPs, baseline -> pruned.
@@ -276,12 +286,21 @@ def run_model(name, args, workdir):
     print(f"\n== {name} (ratio {RATIOS[name]}) ==", flush=True)
     record = {"model": name, "ratio": RATIOS[name], "timings_s": {}}
     t0 = time.perf_counter()
-    if name in APPLICATIONS:
+    if name in TRAINED:
+        path = CIFAR_CACHE / TRAINED[name] / "pass1" / "sparse.keras"
+        model = keras.saving.load_model(str(path), compile=False)
+        kslim.detach(model)
+        gammas = np.concatenate([np.abs(keras.ops.convert_to_numpy(v)) for _, v in scaling_factors(model)])
+        record["gamma"] = {"source": "trained", "model_file": str(path.relative_to(CIFAR_CACHE.parent.parent.parent)),
+                           "gamma_percentiles": {p: float(np.percentile(gammas, p)) for p in (10, 40, 50, 70, 90)}}
+    elif name in APPLICATIONS:
         model = getattr(keras.applications, APPLICATIONS[name])(
             weights=None, input_shape=APPLICATION_INPUT, classes=10)
     else:
         model = kslim.models.get(name)
-    if args.train_epochs:
+    if name in TRAINED:
+        pass
+    elif args.train_epochs:
         record["gamma"] = train_gammas(model, name, args.data, args.train_epochs, args.train_samples)
     else:
         record["gamma"] = set_gammas(model, RATIOS[name], seed=args.seed, **RULES[name])
@@ -520,6 +539,14 @@ def machine():
     return info
 
 
+def _earlier_runs(data):
+    """Names the rows that an earlier run measured (kept by `_merged`)."""
+    latest = data["machine"]["datetime_utc"]
+    earlier = [r["model"] for r in data["results"] if r.get("run", {}).get("date") != latest]
+    return f" for {', '.join(r['model'] for r in data['results'] if r['model'] not in earlier)}; " \
+           f"{', '.join(earlier)} from an earlier run of the same script (its JSON rows carry its date)" if earlier else ""
+
+
 def write_markdown(path, data):
     m = data["machine"]
     lines = [
@@ -529,7 +556,7 @@ def write_markdown(path, data):
         f"cores shared with other work (load average {data['load_average']['start'][0]:.1f} at start, "
         f"{data['load_average']['end'][0]:.1f} at end); TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
         f"ai-edge-litert {m['ai_edge_litert']}. Run time {data['runtime_s'] / 60:.1f} min"
-        f"{' (--quick)' if data['args']['quick'] else ''}.",
+        f"{' (--quick)' if data['args']['quick'] else ''}" + _earlier_runs(data) + ".",
         "",
         "TFLite float32 and int8 (calibrated on 200 standard-normal inputs: latency only, no accuracy), batch 1, "
         "LiteRT interpreter with XNNPACK; latency median [p10, p90] of "
@@ -541,7 +568,8 @@ def write_markdown(path, data):
         "Params are trainable parameters (as in the paper; BN moving statistics excluded). "
         "Speed-up: median over interleaved rounds of median(baseline) / median(pruned), [p10, p90] of those "
         "ratios. FLOPs = 2 x MACs. "
-        "Gammas are synthetic (a deterministic sparse rule, see the script docstring), not trained: "
+        "Gammas are synthetic (a deterministic sparse rule, see the script docstring), not trained, except in the "
+        "`_trained` rows (the CIFAR-10 reproduction's sparsity-trained ResNet-20 and DenseNet-16, L1, seed 1): "
         "the pruned networks are not fine-tuned and their accuracy is not measured.",
         "",
         _md_table(table_rows(data["results"])),
@@ -558,9 +586,34 @@ def write_markdown(path, data):
     path.write_text("\n".join(lines) + "\n")
 
 
+def _merged(json_path, data):
+    """`data` with the rows of the models this run did not measure kept from the results file; each row
+    carries its own run's date, machine load and run time (`run`)."""
+    run = {"date": data["machine"]["datetime_utc"], "load_average": data["load_average"],
+           "runtime_s": data["runtime_s"], "runs": data["args"]["runs"]}
+    for record in data["results"]:
+        record["run"] = run
+    try:
+        previous = json.loads(json_path.read_text())
+        old = previous["results"]
+    except (OSError, ValueError, KeyError):
+        return data
+    fresh = {r["model"] for r in data["results"]}
+    kept = [r for r in old if r["model"] not in fresh]
+    for record in kept:
+        record.setdefault("run", {"date": previous["machine"].get("datetime_utc"),
+                                  "load_average": previous.get("load_average"),
+                                  "runtime_s": previous.get("runtime_s"), "runs": previous["args"]["runs"]})
+    order = list(MODELS) + list(TRAINED)
+    data["results"] = sorted(kept + data["results"], key=lambda r: order.index(r["model"]))
+    return data
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names")
+    available = [n for n in TRAINED if (CIFAR_CACHE / TRAINED[n] / "pass1" / "sparse.keras").exists()]
+    parser.add_argument("--models", default=",".join(MODELS + tuple(available)),
+                        help="comma-separated names (the trained rows where the CIFAR-10 cache has them)")
     parser.add_argument("--runs", type=int, default=None, help="timed invokes per model, variant and threads")
     parser.add_argument("--quick", action="store_true", help="60 runs, no diagnostic variants")
     parser.add_argument("--block", type=int, default=4, help="invokes per interleaved round")
@@ -571,9 +624,9 @@ def main():
     args = parser.parse_args()
     args.runs = args.runs or (60 if args.quick else 400)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODELS]
+    unknown = [n for n in names if n not in MODELS + tuple(available)]
     if unknown:
-        parser.error(f"--models: unknown {unknown}; choose from {list(MODELS)}")
+        parser.error(f"--models: unknown {unknown}; choose from {list(MODELS) + available}")
     if args.train_epochs and not args.data:
         parser.error("--train_epochs needs --data, a CIFAR-10 copy on disk (nothing is downloaded)")
     keras.utils.set_random_seed(args.seed)
@@ -605,6 +658,7 @@ def main():
             print(f"  - {note}")
     _common.RESULTS.mkdir(exist_ok=True)
     json_path = _common.RESULTS / "deploy.json"
+    data = _merged(json_path, data)
     json_path.write_text(json.dumps(data, indent=1) + "\n")
     md_path = _common.RESULTS / "deploy.md"
     write_markdown(md_path, data)
