@@ -41,6 +41,9 @@ def prune(
     layers under the same names, without the wrappers. So
     `pruned.get_layer("block_1_expand")` works, but the backbone's own name
     (e.g. `"mobilenetv2_0.35_32"`) no longer names a layer of the result.
+    A custom layer without a handler whose weights all belong to the Keras
+    layers it calls (a KerasHub `MBConvBlock`, your own conv-BN block) is
+    inlined the same way: its `call` is traced into those layers.
 
     Before fine-tuning, the pruned model computes what the original computes
     with the pruned scaling factors set to zero: the constant that each pruned
