@@ -336,10 +336,11 @@ def _border_geometry(layer):
 
 
 def _pairs(padding):
-    """A ZeroPadding layer's padding as `((before, after), ...)`."""
-    if isinstance(padding, int):
-        return ((padding, padding),)
-    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    """A ZeroPadding layer's padding as `((before, after), ...)`: Keras keeps ZeroPadding1D's as
+    `(before, after)` and the others' as one pair per spatial axis."""
+    if all(isinstance(p, int) for p in padding):
+        return (tuple(padding),)
+    return tuple(tuple(p) for p in padding)
 
 
 def _single_bn_reader(g, node):

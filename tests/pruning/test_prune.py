@@ -526,6 +526,16 @@ def test_border_bias_is_exact_after_zero_padding_and_for_separable_convolutions(
     assert _rel_err(before, slim(x, training=False)) <= 1e-5 < _rel_err(before, interior(x, training=False))
     assert {"c1_border", "sep_border"} <= {layer.name for layer in slim.layers}
 
+    # ZeroPadding1D keeps its padding as (before, after), not as one pair per axis.
+    x = inp = keras.Input((12, 3))
+    x = L.ReLU(name="r0")(L.BatchNormalization(name="b0")(L.Conv1D(12, 3, padding="same", name="c0")(x)))
+    x = L.BatchNormalization(name="b1")(L.Conv1D(10, 3, name="c1")(L.ZeroPadding1D((1, 2), name="pad")(x)))
+    model = sparsify(keras.Model(inp, L.Dense(4, name="out")(L.GlobalAveragePooling1D()(x))), beta_zero=False)
+    x = _inputs(model)
+    slim = kslim.prune(model, threshold=1e-6)
+    assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    assert "c1_border" in {layer.name for layer in slim.layers}
+
 
 class _ConvBlock(keras.layers.Layer):
     """A user's block: its weights all belong to the layers it calls."""
