@@ -542,9 +542,13 @@ def machine():
 def _earlier_runs(data):
     """Names the rows that an earlier run measured (kept by `_merged`)."""
     latest = data["machine"]["datetime_utc"]
-    earlier = [r["model"] for r in data["results"] if r.get("run", {}).get("date") != latest]
-    return f" for {', '.join(r['model'] for r in data['results'] if r['model'] not in earlier)}; " \
-           f"{', '.join(earlier)} from an earlier run of the same script (its JSON rows carry its date)" if earlier else ""
+    this, earlier = [], []
+    for r in data["results"]:
+        (this if r.get("run", {}).get("date") == latest else earlier).append(r["model"])
+    if not earlier:
+        return ""
+    return (f" for {', '.join(this)}; {', '.join(earlier)} from an earlier run of the same script "
+            "(its JSON rows carry its date)")
 
 
 def write_markdown(path, data):

@@ -75,7 +75,6 @@ class LatencyMeter:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401 - fail early, with the package named
 
         self.model, self.threads, self.rounds, self.block = model, int(threads), int(rounds), int(block)
-        self.measured = 0  # candidates timed (not found in the cache)
         self._baseline = None
         self._architecture = hashlib.sha256(model.to_json().encode()).hexdigest()[:16]
         try:
@@ -103,7 +102,6 @@ class LatencyMeter:
             _MEMORY_CACHE[key] = stored[key]
             return stored[key]
         value = self._time(build())
-        self.measured += 1
         _MEMORY_CACHE[key] = value
         stored = _read_cache()
         stored[key] = value

@@ -53,14 +53,8 @@ def lowered(model, mode="auto"):
 
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     if mode == "gather":
-        borders = [layer for layer in keras_api.all_layers(model) if isinstance(layer, BorderBias)]
-        try:
-            for layer in borders:
-                layer.constant_image = keras.ops.convert_to_numpy(layer.bias_image())
+        with _constant_borders(model):
             yield model, {"sliced": 0, "folded": 0, "gathered": len(selects)}
-        finally:
-            for layer in borders:
-                layer.constant_image = None
         return
     max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
     many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
@@ -70,16 +64,26 @@ def lowered(model, mode="auto"):
         if foldable:
             target = fold_selections(model, only=foldable)
     remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
-    borders = [layer for layer in keras_api.all_layers(target) if isinstance(layer, BorderBias)]
     try:
         for layer in remaining:
             layer.lower_to_slices = True
-        for layer in borders:  # a constant image, not a convolution of ones per call
-            layer.constant_image = keras.ops.convert_to_numpy(layer.bias_image())
-        yield target, {"sliced": len(remaining), "folded": len(selects) - len(remaining), "gathered": 0}
+        with _constant_borders(target):
+            yield target, {"sliced": len(remaining), "folded": len(selects) - len(remaining), "gathered": 0}
     finally:
         for layer in remaining:
             layer.lower_to_slices = False
+
+
+@contextlib.contextmanager
+def _constant_borders(model):
+    """Each `BorderBias` adds its precomputed image while the model is converted, not a convolution
+    of ones per call."""
+    borders = [layer for layer in keras_api.all_layers(model) if isinstance(layer, BorderBias)]
+    try:
+        for layer in borders:
+            layer.constant_image = keras.ops.convert_to_numpy(layer.bias_image())
+        yield
+    finally:
         for layer in borders:
             layer.constant_image = None
 

@@ -62,13 +62,7 @@ class BorderBias(keras.layers.Layer):
     def call(self, inputs):
         if self.constant_image is not None:
             return inputs + ops.cast(self.constant_image, inputs.dtype)
-        ones = ops.ones((1,) + self.input_spatial + (1,), dtype=inputs.dtype)
-        padding = "same"
-        if self.padding != "same":
-            ones, padding = ops.pad(ones, ((0, 0),) + self.padding + ((0, 0),)), "valid"
-        bias = ops.conv(ones, ops.cast(self.kernel, inputs.dtype), strides=self.strides, padding=padding,
-                        dilation_rate=self.dilation_rate)
-        return inputs + bias
+        return inputs + self.bias_image(inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

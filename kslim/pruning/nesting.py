@@ -41,8 +41,9 @@ def composite(layer):
 
 
 def _traced(layer, args, kwargs):
-    """`layer.call` on fresh symbolic inputs shaped like `args`, as a functional model, or None where
-    it cannot be traced or calls something other than its own layers and keras.ops."""
+    """`(functional model of layer.call on fresh symbolic inputs shaped like args, the symbolic tensors
+    of args it replaced)`, or None where it cannot be traced or calls something other than its own
+    layers and keras.ops."""
     leaves = [a for a in keras.tree.flatten(args) if keras_api.is_symbolic(a)]
     fresh = [keras.Input(batch_shape=a.shape, dtype=a.dtype) for a in leaves]
     swap = dict(zip(map(id, leaves), fresh))
@@ -59,7 +60,7 @@ def _traced(layer, args, kwargs):
               and not isinstance(op, keras.layers.InputLayer)]
     if any(id(op) not in parts and op.weights for op in called):
         return None
-    return graph, len(leaves)
+    return graph, leaves
 
 
 def flatten(model):
@@ -115,9 +116,8 @@ def flatten(model):
                 traced = _traced(op, args, kwargs)
                 if traced is None:
                     return op(*args, **kwargs)
-                graph, n = traced
-                leaves = [a for a in keras.tree.flatten(args) if keras_api.is_symbolic(a)]
-                return keras_api.run_graph(graph, leaves[0] if n == 1 else leaves, once)
+                graph, leaves = traced
+                return keras_api.run_graph(graph, leaves[0] if len(leaves) == 1 else leaves, once)
 
             return call
         return op

@@ -266,6 +266,13 @@ def decide(analysis, budget):
     return result, pruned
 
 
+def _settle(analysis, chosen, floors, sliceable):
+    """The groups pruned for the `chosen` ones: after the per-layer floors and, with
+    `selections="sliceable"`, without the readers whose selections would not be sliced."""
+    pruned = analysis.apply_floors(chosen, **floors)
+    return keep_unsliceable(analysis, pruned) if sliceable else pruned
+
+
 def keep_unsliceable(analysis, pruned):
     """`pruned` without the groups of every stream reader whose selection would be more than
     `SLICE_RUNS` runs of consecutive channels (`selections="sliceable"`).
@@ -306,9 +313,7 @@ def _latency_search(analysis, scores, budget):
 
     def cost(ratio):
         chosen, t = ratio_cut(scores, analysis.size, ratio)
-        pruned = analysis.apply_floors(chosen, **floors)
-        if sliceable:
-            pruned = keep_unsliceable(analysis, pruned)
+        pruned = _settle(analysis, chosen, floors, sliceable)
         candidate = _make_plan(model, analysis, pruned, {"ratio": ratio}, t)
         return meter.fraction(candidate, lambda: surgery.rebuild(model, analysis, candidate, pruned)), (chosen, t)
 
@@ -364,10 +369,7 @@ def _search(analysis, scores, kind, target, floors, sliceable=False):
 
     def cost(ratio):
         pruned, t = ratio_cut(scores, analysis.size, ratio)
-        kept = analysis.apply_floors(pruned, **floors)
-        if sliceable:
-            kept = keep_unsliceable(analysis, kept)
-        return analysis.cost(kept)[which], (pruned, t)
+        return analysis.cost(_settle(analysis, pruned, floors, sliceable))[which], (pruned, t)
 
     if full <= goal:
         return set(), 0.0
