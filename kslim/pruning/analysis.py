@@ -7,6 +7,7 @@ import numpy as np
 
 from kslim.pruning.handlers import LayerHandler, get_handler
 from kslim.pruning.graph import Graph
+from kslim.pruning.permutation import Streams
 
 _WEIGHTED = ("producer", "scale", "per_channel", "reshape")
 
@@ -153,9 +154,19 @@ class Analysis:
             self._key_anc[key] = [self.ancestors(c) for c in self.graph.ids[key]]
         return self._key_anc[key]
 
-    def alive(self, key, pruned):
-        """Positions of a tensor's channels that survive when `pruned` groups go."""
-        return [j for j, anc in enumerate(self.key_ancestors(key)) if anc.isdisjoint(pruned)]
+    def alive(self, key, pruned, ranks=None):
+        """Positions of a tensor's channels that survive when `pruned` groups go, in the order the
+        pruned model holds them (`ranks`, from `stream_ranks`; the original order without)."""
+        kept = [j for j, anc in enumerate(self.key_ancestors(key)) if anc.isdisjoint(pruned)]
+        if ranks and key in ranks:
+            kept.sort(key=ranks[key].__getitem__)
+        return kept
+
+    def stream_ranks(self, pruned):
+        """The channel order of each permuted stream for `pruned` (`kslim.pruning.permutation`)."""
+        if not hasattr(self, "_streams"):
+            self._streams = Streams(self.graph)
+        return self._streams.ranks(self, pruned)
 
     def units(self):
         """`(node index, [ancestor sets of its output channels])` for every layer with a width."""
@@ -191,14 +202,16 @@ class Analysis:
                 changed = True
         return pruned
 
-    def layer_widths(self, pruned):
-        """dict node index -> (alive input positions per input, alive output positions)."""
+    def layer_widths(self, pruned, ordered=True):
+        """dict node index -> (alive input positions per input, alive output positions), in the
+        pruned model's channel order (the original order with `ordered=False`, for counting)."""
         g = self.graph
         cache = {}
+        ranks = self.stream_ranks(pruned) if ordered else None
 
         def alive(key):
             if key not in cache:
-                cache[key] = self.alive(key, pruned)
+                cache[key] = self.alive(key, pruned, ranks)
             return cache[key]
 
         return {
@@ -218,7 +231,7 @@ class Analysis:
 
     def _layer_costs(self, pruned):
         costs = {}
-        for i, (ins, out) in self.layer_widths(pruned).items():
+        for i, (ins, out) in self.layer_widths(pruned, ordered=False).items():
             node = self.graph.nodes[i]
             n_in = len(ins[0]) if node.role == "producer" else len(out)
             costs[i] = (

@@ -21,8 +21,9 @@ class Plan:
     Attributes:
         model_name: name of the model it was made for.
         layers: dict layer name -> record with keys `class`, `in` (kept input
-            channel positions per input, or None where all stay), `out` (kept
-            output positions, or None), `select` (positions a ChannelSelect
+            channel positions per input, in the pruned model's order, or None
+            where all stay in order), `out` (kept output positions, likewise),
+            `select` (positions a ChannelSelect
             keeps before the layer, or None), `zeroed` (for a layer with scaling
             factors: the positions whose factor is pruned, i.e. zero in the
             masked model), `channels`, `params`, `flops` ([before, after]),
@@ -260,7 +261,7 @@ def decide(analysis, budget):
     chosen = set(pruned)
     floored = analysis.apply_floors(pruned, **floors)
     pruned = keep_unsliceable(analysis, floored) if sliceable else floored
-    result = _make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
+    result = make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
                         unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
@@ -314,7 +315,7 @@ def _latency_search(analysis, scores, budget):
     def cost(ratio):
         chosen, t = ratio_cut(scores, analysis.size, ratio)
         pruned = _settle(analysis, chosen, floors, sliceable)
-        candidate = _make_plan(model, analysis, pruned, {"ratio": ratio}, t)
+        candidate = make_plan(model, analysis, pruned, {"ratio": ratio}, t)
         return meter.fraction(candidate, lambda: surgery.rebuild(model, analysis, candidate, pruned)), (chosen, t)
 
     if target >= 1:
@@ -380,7 +381,7 @@ def _search(analysis, scores, kind, target, floors, sliceable=False):
     ))
 
 
-def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=None, unsliced=()):
+def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=None, unsliced=()):
     g = analysis.graph
     restored = set(restored)
     widths = analysis.layer_widths(pruned)
@@ -393,8 +394,9 @@ def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=
         ins, out = widths[i]
         full_ins = [len(g.ids[k]) for k in node.inputs]
         full_out = len(g.ids[node.outputs[0]])
-        in_changed = [len(a) != f for a, f in zip(ins, full_ins)]
-        if not any(in_changed) and len(out) == full_out and node.role != "producer":
+        in_changed = [a != list(range(f)) for a, f in zip(ins, full_ins)]  # fewer or reordered
+        out_changed = out != list(range(full_out))
+        if not any(in_changed) and not out_changed and node.role != "producer":
             continue
         if node.role == "per_channel" and not getattr(node.op, "weights", ()) and not get_handler(node.op).edits_config(node.op):
             continue
@@ -410,6 +412,8 @@ def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=
             why = "input channels follow the layers before it"
         else:
             why = _kept_reason(analysis, node)
+        if out_changed and len(out) == full_out:
+            why += "; channels reordered with their stream"
         if restored and node.role in ("producer", "scale"):
             held = sum(1 for a in analysis.key_ancestors(node.outputs[0]) if a & restored)
             if held:
@@ -421,7 +425,7 @@ def _make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=
         layers[node.op.name] = {
             "class": type(node.op).__name__,
             "in": [a if c else None for a, c in zip(ins, in_changed)],
-            "out": out if len(out) < full_out else None,
+            "out": out if out_changed else None,
             "select": select,
             "zeroed": zeroed,
             "channels": [full_out, len(out)],

@@ -4,7 +4,7 @@ from kslim.pruning import nesting
 from kslim.pruning import surgery
 from kslim.pruning.analysis import Analysis
 from kslim.pruning.planner import Plan
-from kslim.pruning.planner import decide, make_budget
+from kslim.pruning.planner import decide, make_budget, make_plan
 
 
 def prune(
@@ -33,7 +33,11 @@ def prune(
     slices. Layer names are kept; `model` is not modified. The result is plain
     Keras, plus `kslim.layers.ChannelSelect` where a block reads part of a
     shared stream (pre-activation ResNet, DenseNet); `ChannelMask` layers that
-    follow a linear producer are folded into its weights.
+    follow a linear producer are folded into its weights. Such a stream's
+    channels are reordered, the same way in every layer that writes or reads
+    it, so that its readers' selections are few runs of consecutive channels,
+    which LiteRT runs as slices (`kslim.pruning.permutation`); the plan's
+    `in` and `out` lists give the original position of each new channel.
 
     Nested models (a `keras.applications` backbone called as one layer of
     your model, a Sequential inside a functional model, at any depth) are
@@ -141,6 +145,11 @@ def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=Tru
             )
         analysis = Analysis(model)
         pruned = surgery.pruned_groups(analysis, plan)
+        # The plan says which channels go; the channel order (stream permutation) is made again,
+        # so a plan saved before it, or by another kslim version, rebuilds the same way.
+        kept_reasons = plan.kept_reasons
+        plan = make_plan(model, analysis, pruned, plan.budget, plan.threshold)
+        plan.kept_reasons = dict(kept_reasons)
     else:
         analysis = Analysis(model, exclude=budget.exclude)  # the one analysis of this prune
         plan, pruned = decide(analysis, budget)

@@ -51,16 +51,15 @@ def pruned_groups(analysis, plan):
                     f"The plan prunes channel {j} of layer '{name}', which cannot be pruned: {why}."
                 )
             pruned.add(root)
-    widths = analysis.layer_widths(pruned)
+    widths = analysis.layer_widths(pruned, ordered=False)  # the order is the analysis's to choose
     for name, rec in plan.layers.items():
         index, node = by_name[name]
         if index in widths:
-            out = widths[index][1]
-            expected = None if len(out) == len(g.ids[node.outputs[0]]) else out
-            if rec["out"] != expected:
+            out, full = widths[index][1], len(g.ids[node.outputs[0]])
+            if (list(range(full)) if rec["out"] is None else sorted(rec["out"])) != out:
                 raise ValueError(
                     f"The plan keeps output channels {rec['out']} of layer '{name}', but the "
-                    f"channels it prunes elsewhere leave {expected}; tied layers must keep the "
+                    f"channels it prunes elsewhere leave {out}; tied layers must keep the "
                     "same channels. Make the plan with kslim.plan rather than by hand."
                 )
     return pruned

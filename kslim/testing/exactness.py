@@ -12,18 +12,20 @@ from kslim.layers.channel_mask import ChannelMask
 from kslim.sparsity.factors import scaling_factors
 
 
-def sparsify(model, frac=0.35, beta_zero=True, seed=0):
+def sparsify(model, frac=0.35, beta_zero=True, seed=0, shared=0.8):
     """Sets random BN statistics and zeroes ~frac of the scaling factors (and betas).
 
-    Layers of the same width mostly share one zero pattern, so that channels
-    tied across a residual stream really are all zero and get pruned.
+    Layers of the same width share one zero pattern with probability `shared`
+    (0.8), so that channels tied across a residual stream really are all zero
+    and get pruned; the others draw their own (with `shared=0`, every reader
+    of a stream selects channels of its own, as synthetic gammas do).
     """
     rng = np.random.default_rng(seed)
     patterns = {}
     for layer, variable in scaling_factors(model):
         n = variable.shape[0]
         patterns.setdefault(n, rng.random(n) < frac)
-        zero = patterns[n] if rng.random() < 0.8 else rng.random(n) < frac
+        zero = patterns[n] if rng.random() < shared else rng.random(n) < frac
         if isinstance(layer, ChannelMask):
             mask = rng.uniform(-1.0, 1.0, n).astype("float32")
             mask[zero] = 0.0

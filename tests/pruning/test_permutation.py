@@ -1,0 +1,104 @@
+"""Stream channel permutation (issue 13): the readers' selections become few runs; the model stays exact."""
+
+import keras
+import numpy as np
+import pytest
+
+import kslim
+from kslim.layers.channel_select import runs
+from kslim.testing import archs
+from kslim.testing.exactness import inputs, rel_err, sparsify
+
+L = keras.layers
+
+
+def _selections(plan):
+    """`{layer: (runs in the original channel order, runs in the pruned model's order)}`."""
+    return {
+        name: (len(runs(sorted(rec["out"]))), len(runs(rec["select"])))
+        for name, rec in plan.layers.items() if rec["select"] is not None
+    }
+
+
+@pytest.mark.parametrize("name", ["preact_resnet", "densenet"])
+def test_permuted_streams_give_readers_fewer_runs_and_the_pruned_model_stays_exact(name):
+    # Every reader draws its own zero pattern (shared=0) and keeps its betas: the stream's
+    # channels are permuted in every producer and reader, the constants still folded exactly.
+    model = sparsify(archs.ALL[name](), frac=0.4, beta_zero=False, shared=0.0, seed=3)
+    plan = kslim.plan(model, threshold=1e-8)
+    slim = kslim.prune(model, plan=plan)
+    x = inputs(model)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    found = _selections(plan)
+    assert found
+    for rec in plan.layers.values():
+        if rec["select"] is not None:
+            assert rec["select"] == sorted(rec["select"])  # the reader's channels keep the stream's order
+    before = sum(b for b, _ in found.values())
+    after = sum(a for _, a in found.values())
+    assert after < before, found
+    if name == "preact_resnet":
+        # Stage 0's stream has 3 readers (s0b0, s0b1, s1b0), stage 1's has 2 (s1b1, final_bn):
+        # in the reflected Gray order the first two of a stream are one run, the third two at most.
+        assert all(a <= 2 for _, a in found.values()), found
+        assert sum(a == 1 for _, a in found.values()) >= 4, found
+        assert any(b > 2 for b, _ in found.values()), found  # the original order was worse
+        for layer in ("stem", "s0b0_down", "s0b0_conv3", "s0b1_conv3"):  # producers of the stream
+            out = plan.layers[layer]["out"]
+            assert out is not None and sorted(out) == list(range(len(out))), layer  # reordered, none pruned
+
+
+def _stream_model(output_stream=False, barrier=False):
+    """Two pre-activation blocks on one stream; the stream is also an output, or read by a Lambda."""
+    x = inp = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 3, padding="same", name="stem")(x)
+    for b in range(2):
+        y = L.BatchNormalization(name=f"b{b}_bn")(x)
+        y = L.ReLU(name=f"b{b}_relu")(y)
+        y = L.Conv2D(8, 1, name=f"b{b}_conv1")(y)
+        y = L.BatchNormalization(name=f"b{b}_bn2")(y)
+        y = L.ReLU(name=f"b{b}_relu2")(y)
+        x = L.Add(name=f"b{b}_add")([x, L.Conv2D(16, 1, name=f"b{b}_conv2")(y)])
+    head = L.GlobalAveragePooling2D(name="gap")(L.ReLU(name="final_relu")(L.BatchNormalization(name="final_bn")(x)))
+    outputs = [L.Dense(4, name="logits")(head)]
+    if output_stream:
+        outputs.append(x)
+    if barrier:
+        outputs.append(L.Dense(2, name="side")(L.Flatten(name="flat")(L.Lambda(lambda t: t[..., ::-1], name="flip")(x))))
+    return keras.Model(inp, outputs)
+
+
+@pytest.mark.parametrize("kind", ["output", "barrier"])
+def test_a_stream_that_a_model_output_or_a_barrier_reads_keeps_its_order(kind):
+    model = sparsify(_stream_model(output_stream=kind == "output", barrier=kind == "barrier"),
+                     frac=0.4, beta_zero=False, shared=0.0, seed=1)
+    free = sparsify(_stream_model(), frac=0.4, beta_zero=False, shared=0.0, seed=1)
+    plan, plan_free = kslim.plan(model, threshold=1e-8), kslim.plan(free, threshold=1e-8)
+    assert plan_free.layers["stem"]["out"] is not None  # without the output or the barrier: permuted
+    assert plan.layers["stem"]["out"] is None
+    assert all(rec["select"] == sorted(rec["select"]) and np.all(np.diff(rec["out"]) > 0)
+               for rec in plan.layers.values() if rec["select"] is not None)
+    slim = kslim.prune(model, plan=plan)
+    x = inputs(model)
+    for a, b in zip(model(x, training=False), slim(x, training=False)):
+        assert rel_err(a, b) <= 1e-5
+
+
+def test_a_plan_reapplies_with_the_order_it_was_made_with_and_one_without_is_reordered():
+    model = sparsify(archs.preact_resnet(), frac=0.4, beta_zero=False, shared=0.0, seed=3)
+    plan = kslim.plan(model, threshold=1e-8)
+    again = kslim.Plan.from_json(plan.to_json())
+    x = inputs(model)
+    expected = keras.ops.convert_to_numpy(kslim.prune(model, plan=plan)(x, training=False))
+    np.testing.assert_allclose(kslim.prune(model, plan=again)(x, training=False), expected, rtol=1e-5, atol=1e-6)
+    # A plan written before channels were permuted lists every layer's channels in their original
+    # order: it decides the same channels, and is rebuilt in the permuted order.
+    unordered = kslim.Plan.from_json(plan.to_json())
+    for rec in unordered.layers.values():
+        rec["in"] = [None if a is None else sorted(a) for a in rec["in"]]
+        if rec["out"] is not None:
+            rec["out"] = sorted(rec["out"])
+            rec["out"] = None if rec["out"] == list(range(rec["channels"][0])) else rec["out"]
+    slim = kslim.prune(model, plan=unordered)
+    assert rel_err(expected, slim(x, training=False)) <= 1e-5
+    assert [layer.name for layer in slim.layers] == [layer.name for layer in kslim.prune(model, plan=plan).layers]
