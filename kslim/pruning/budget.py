@@ -13,6 +13,18 @@ SELECTIONS = ("all", "sliceable")
 # A channel selection of at most this many runs of consecutive channels is exported as that many
 # static slices; one of more is folded into zero weights (benchmarks/selection_lowering.py).
 SLICE_RUNS = 4
+# What slicing a stream selection saves on LiteRT (XNNPACK, float32, 1 thread), in microseconds, as
+# fitted by benchmarks/selection_cost.py on this project's 2-core CPU machine (2026-12-03,
+# results/selection_cost.json; the sign is right in 40 of its 48 cells): the narrower reader saves
+# time per multiply-accumulate, each slice costs a fixed time and a time per value it copies.
+SLICE_COST = {"per_mac": 1.306e-05, "per_run": 2.145, "per_element": 1.408e-04}
+
+
+def slice_saving(macs_saved, runs, elements):
+    """Predicted microseconds that slicing a selection saves over reading the whole stream:
+    `macs_saved` by the narrower reader, in `runs` slices copying `elements` values."""
+    c = SLICE_COST
+    return c["per_mac"] * macs_saved - c["per_run"] * runs - c["per_element"] * elements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +54,12 @@ class Budget:
             block reads part of a shared stream, "all" prunes every reader's
             input as its factors say (the paper's channel selection);
             "sliceable" keeps a reader's whole input where its selection
-            would be more than `SLICE_RUNS` runs of consecutive channels, as
-            LiteRT would run it anyway (`kslim.export` folds such a selection
-            into zero weights, giving back its FLOPs): same latency, more
-            channels kept, FLOPs counted as they run.
+            does not pay on LiteRT: more than `SLICE_RUNS` runs of
+            consecutive channels (`kslim.export` folds such a selection into
+            zero weights, giving back its FLOPs), or slices that cost more
+            time than the narrower reader saves by the measured cost model
+            `SLICE_COST`. Same latency or better, more channels kept, FLOPs
+            counted as they run.
 
     Raises:
         ValueError / TypeError: for a missing or second budget, or a value out

@@ -7,7 +7,7 @@ import warnings
 from kslim.pruning.handlers import get_handler
 from kslim.pruning import nesting
 from kslim.pruning.analysis import Analysis
-from kslim.pruning.budget import SLICE_RUNS, Budget, ratio_cut
+from kslim.pruning.budget import SLICE_RUNS, Budget, ratio_cut, slice_saving
 from kslim._internal.formatting import human as _human
 
 _FORMAT = "kslim.plan/1"
@@ -275,11 +275,12 @@ def _settle(analysis, chosen, floors, sliceable):
 
 
 def keep_unsliceable(analysis, pruned):
-    """`pruned` without the groups of every stream reader whose selection would be more than
-    `SLICE_RUNS` runs of consecutive channels (`selections="sliceable"`).
+    """`pruned` without the groups of every stream reader whose selection does not pay on LiteRT
+    (`selections="sliceable"`): more than `SLICE_RUNS` runs of consecutive channels, or fewer whose
+    slices cost more time than the narrower convolution saves (`budget.slice_saving`).
 
-    LiteRT runs such a selection as a convolution over the whole stream (`kslim.export` folds it
-    into zero weights), so keeping those channels costs no time and keeps what they carry.
+    LiteRT runs a selection of many runs as a convolution over the whole stream (`kslim.export`
+    folds it into zero weights), so keeping those channels costs no time and keeps what they carry.
     """
     from kslim.layers.channel_select import runs
 
@@ -287,6 +288,7 @@ def keep_unsliceable(analysis, pruned):
     pruned = set(pruned)
     while True:
         widths = analysis.layer_widths(pruned)
+        costs = analysis.layer_costs(pruned)
         restore = set()
         for i, node in enumerate(g.nodes):
             if node.role != "scale" or i not in widths:
@@ -295,11 +297,33 @@ def keep_unsliceable(analysis, pruned):
             if list(out) == list(ins[0]):
                 continue
             rank = {j: r for r, j in enumerate(ins[0])}
-            if len(runs([rank[j] for j in out])) > SLICE_RUNS:
+            k = len(runs([rank[j] for j in out]))
+            if k > SLICE_RUNS or slice_saving(
+                _macs_per_channel(analysis, i, widths, costs) * (len(ins[0]) - len(out)), k,
+                math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d) * len(out),
+            ) <= 0:
                 restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
         if not restore:
             return pruned
         pruned -= restore
+
+
+def _macs_per_channel(analysis, index, widths, costs):
+    """Multiply-accumulates per input channel of the layers that read node `index`'s output
+    through per-channel layers (the reader's convolution after its BN and activation)."""
+    g = analysis.graph
+    total, keys, seen = 0.0, list(g.nodes[index].outputs), set()
+    while keys:
+        for j in g.consumers[keys.pop()]:
+            node = g.nodes[j]
+            if j in seen:
+                continue
+            seen.add(j)
+            if node.role == "producer" and j in costs and widths[j][0][0]:
+                total += costs[j][1] / 2 / len(widths[j][0][0])
+            elif node.role == "per_channel":
+                keys.extend(node.outputs)
+    return total
 
 
 def _latency_search(analysis, scores, budget):
@@ -444,8 +468,9 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
             f" ({', '.join(active)})" if active else " (min_channels=1)")
         kept_reasons[reason] = sum(analysis.size[r] for r in restored)
     if unsliced:
-        reason = (f"below the threshold, kept by selections='sliceable': a stream selection of more than "
-                  f"{SLICE_RUNS} runs, which LiteRT would run over the whole stream anyway")
+        reason = (f"below the threshold, kept by selections='sliceable': a stream selection that does not pay "
+                  f"on LiteRT (more than {SLICE_RUNS} runs, run over the whole stream anyway, or slices that "
+                  "cost more than the narrower reader saves)")
         kept_reasons[reason] = sum(analysis.size[r] for r in unsliced)
     return Plan(
         model.name,

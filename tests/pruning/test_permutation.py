@@ -102,3 +102,33 @@ def test_a_plan_reapplies_with_the_order_it_was_made_with_and_one_without_is_reo
     slim = kslim.prune(model, plan=unordered)
     assert rel_err(expected, slim(x, training=False)) <= 1e-5
     assert [layer.name for layer in slim.layers] == [layer.name for layer in kslim.prune(model, plan=plan).layers]
+
+
+def test_sliceable_keeps_a_selection_only_where_the_measured_cost_model_says_it_pays():
+    from kslim.pruning.budget import slice_saving
+
+    # Two readers of one stream drop the same 16 of its 32 channels (one run each). Before a wide
+    # 3x3 convolution that saves ~9.4M multiply-accumulates, far more than one slice costs on
+    # LiteRT; before a 1x1 convolution to 2 channels, 8K, less than the slice.
+    x = inp = keras.Input((16, 16, 3))
+    stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
+    heads = []
+    for name, filters, kernel in (("wide", 256, 3), ("thin", 2, 1)):
+        y = L.ReLU(name=f"{name}_relu")(L.BatchNormalization(name=f"{name}_bn")(stream))
+        heads.append(L.GlobalAveragePooling2D(name=f"{name}_gap")(L.Conv2D(filters, kernel, padding="same", name=name)(y)))
+    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(heads)))
+    for bn in ("wide_bn", "thin_bn"):
+        gamma, beta, mean, var = model.get_layer(bn).get_weights()
+        gamma[:] = 1.0
+        gamma[8:24] = 0.0
+        model.get_layer(bn).set_weights([gamma, beta, mean, var])
+    assert slice_saving(16 * 16 * 9 * 256 * 16, 1, 16 * 16 * 16) > 0 > slice_saving(16 * 16 * 2 * 16, 1, 16 * 16 * 16)
+    every = kslim.plan(model, threshold=1e-8)
+    assert every.layers["wide_bn"]["select"] is not None and every.layers["thin_bn"]["select"] is not None
+    sliceable = kslim.plan(model, threshold=1e-8, selections="sliceable")
+    wide = sliceable.layers["wide_bn"]
+    assert sorted(wide["out"]) == list(range(8)) + list(range(24, 32)) and len(runs(wide["select"])) == 1
+    assert "thin_bn" not in sliceable.layers or sliceable.layers["thin_bn"]["select"] is None
+    slim = kslim.prune(model, plan=sliceable)
+    x = inputs(model)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
