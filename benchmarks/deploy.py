@@ -435,7 +435,8 @@ def _notes(name, record):
         sl = variants["sliceable"]
         notes.append(
             f"`sliceable` (`selections=\"sliceable\"`, the latency planner's default) keeps the whole input of "
-            f"each reader whose selection would be folded: {record['sliceable_channels_pruned']} channels pruned "
+            f"each reader whose selection would be folded or, by the measured cost model "
+            f"(`benchmarks/selection_cost.py`), would cost more as slices than it saves: {record['sliceable_channels_pruned']} channels pruned "
             f"instead of {record['channels']['pruned']}, {(sl.get('selections') or {}).get('folded', 0)} selections "
             f"folded, {sl.get('xnnpack_partitions')} partition(s); its FLOPs are the ones the file runs, "
             f"{sl['flops_reduction']:.2f}x fewer than the baseline's.")

@@ -4,11 +4,12 @@
 `ChannelSelect` in Keras is one gather; as a TFLite GATHER it runs outside
 LiteRT's XNNPACK delegate and splits its graph (the GPU delegate rejects it
 too). Measured by `benchmarks/selection_lowering.py` (pre-act ResNet-164,
-40% of its channels pruned, 55 selections of 37 runs of consecutive channels
-on average, XNNPACK, 1 thread, against the unpruned model): GATHER 0.83x,
-every selection as slices and concatenations (~2,000 small ops) 0.59x, every
-selection folded into zero weights 1.07x. A selection of a few runs costs a
-few slices; one of many runs costs more than the FLOPs it saves, and is folded.
+40% of its channels pruned, 55 selections of 25 runs of consecutive channels
+on average after the stream permutation, XNNPACK, 1 thread, against the
+unpruned model): GATHER 0.63x, every selection as slices and concatenations
+(~1,300 small ops) 0.55x, every selection folded into zero weights 1.03x. A
+selection of a few runs costs a few slices; one of many runs costs more than
+the FLOPs it saves, and is folded.
 """
 
 import contextlib
