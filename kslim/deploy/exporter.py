@@ -85,8 +85,11 @@ def export(
         int8_io: bool, int8 inputs and outputs for `quantize="int8"`.
         overwrite: bool, replace an existing `path`.
         selections: how a TFLite file holds the model's `ChannelSelect`
-            layers: `"auto"` (slices for a selection of at most 4 runs of
-            consecutive channels, folded into zero weights otherwise),
+            layers: `"auto"` (static slices for a selection of at most 4
+            runs of consecutive channels whose narrower convolution saves
+            more than the slices cost by the measured cost model
+            `kslim.pruning.budget.slice_saving`; folded into zero weights
+            otherwise),
             `"slices"`, `"fold"` or `"gather"` (one TFLite GATHER each).
 
     Returns:

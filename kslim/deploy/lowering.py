@@ -22,6 +22,8 @@ from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning import config_edit
 from kslim.pruning import nesting
+from kslim.pruning.analysis import layer_flops
+from kslim.pruning.budget import slice_saving
 from kslim.pruning.graph import Graph
 from kslim.pruning.handlers import get_handler
 
@@ -38,11 +40,12 @@ def lowered(model, mode="auto"):
 
     `mode` is one of `MODES`; `kslim.export` checks it with its other arguments.
 
-    With `"auto"` a selection whose kept channels form at most `SLICE_RUNS`
-    runs of consecutive channels is written as that many static slices and
-    concatenations of at most 4 tensors (XNNPACK's limit); the others are
-    folded into zero weights (`fold_selections`), or sliced where they cannot
-    be folded. `"slices"` slices every selection, `"fold"` folds every one it
+    With `"auto"` a selection is written as static slices and concatenations
+    of at most 4 tensors (XNNPACK's limit) where its kept channels form at
+    most `SLICE_RUNS` runs of consecutive channels and the measured cost
+    model (`kslim.pruning.budget.slice_saving`) says the narrower
+    convolution saves more than the slices cost; the others are folded into
+    zero weights (`fold_selections`), or sliced where they cannot be folded. `"slices"` slices every selection, `"fold"` folds every one it
     can, `"gather"` leaves them as TFLite GATHERs. Outputs are unchanged. On
     exit the layers lower to a gather again, so `model` is left as it was.
 
@@ -59,6 +62,10 @@ def lowered(model, mode="auto"):
         return
     max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
     many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
+    if mode == "auto" and len(many) < len(selects) and not nesting.has_nested(model):
+        g = Graph(model)
+        many |= {node.op.name for node in g.nodes
+                 if isinstance(node.op, ChannelSelect) and node.op.name not in many and not _slice_pays(g, node)}
     target = model
     if many and not nesting.has_nested(model):
         foldable = {name for name in many if _foldable(model, name)}
@@ -87,6 +94,26 @@ def _constant_borders(model):
     finally:
         for layer in borders:
             layer.constant_image = None
+
+
+def _slice_pays(g, node):
+    """Whether slicing selection `node` is predicted to save time over its reader convolving the
+    whole stream (`budget.slice_saving`); True where the reader cannot be found (it is sliced then)."""
+    from kslim.layers.channel_select import runs
+
+    try:
+        targets = _fold_targets(g, {node.op.name})
+    except ValueError:
+        return True
+    reader = next((g.nodes[i].op for i in range(len(g.nodes)) if g.nodes[i].role == "producer"
+                   and g.nodes[i].op.name in targets), None)
+    if reader is None:
+        return True
+    kept, full = len(node.op.indices), g.shapes[node.inputs[0]][-1]
+    out = int(reader.output.shape[-1])
+    macs_saved = (layer_flops(reader, full, out) - layer_flops(reader, kept, out)) / 2
+    pixels = int(np.prod([d for d in g.shapes[node.inputs[0]][1:-1] if d]))
+    return slice_saving(macs_saved, len(runs(node.op.indices)), pixels * kept) > 0
 
 
 def _foldable(model, name):

@@ -69,8 +69,9 @@ def test_tflite_parity_and_builtin_ops(tmp_path, quantize, int8_io, rtol):
     model = _small_model()
     x = _inputs()
     path = tmp_path / "small.tflite"
+    # Slices asked for: on this tiny model the cost model would fold the selection ("auto").
     report = kslim.export(
-        model, path, quantize=quantize, representative_data=x, int8_io=int8_io
+        model, path, quantize=quantize, representative_data=x, int8_io=int8_io, selections="slices"
     )
     assert report.path == str(path) and report.format == "tflite" and report.quantize == quantize
     assert report.size_bytes == os.path.getsize(path) > 0
@@ -280,17 +281,42 @@ def test_permuted_preactivation_stream_exports_as_slices_without_gather(tmp_path
     from kslim.testing import archs
     from kslim.testing.exactness import inputs, sparsify
 
+    from kslim.layers.channel_select import runs
+    from kslim.pruning.budget import SLICE_RUNS
+
     # Issue 13: with the stream's channels permuted, every reader's selection is one or two runs.
     model = sparsify(archs.preact_resnet(), frac=0.4, beta_zero=False, shared=0.0, seed=3)
     slim = kslim.prune(model, threshold=1e-8)
     selects = [layer for layer in slim.layers if isinstance(layer, kslim.layers.ChannelSelect)]
-    assert selects
-    report = kslim.export(slim, tmp_path / "m.tflite")
-    assert report.selections == {"sliced": len(selects), "folded": 0, "gathered": 0}
-    assert "GATHER" not in list_ops(report.path)
+    assert selects and all(len(runs(layer.indices)) <= SLICE_RUNS for layer in selects)
     x = np.asarray(inputs(slim))
     y = keras.ops.convert_to_numpy(slim(x, training=False))
-    assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
+    for mode in ("slices", "auto"):  # auto: this small net's slices cost more than they save, folded
+        report = kslim.export(slim, tmp_path / f"{mode}.tflite", selections=mode)
+        assert report.selections["gathered"] == 0 and sum(report.selections.values()) == len(selects)
+        assert report.selections["sliced"] == (len(selects) if mode == "slices" else 0), report.selections
+        assert "GATHER" not in list_ops(report.path)
+        assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
+
+
+@pytest.mark.parametrize("spatial,kernel,sliced", [(32, 3, 1), (4, 1, 0)])
+def test_auto_slices_a_selection_only_where_the_measured_cost_model_predicts_a_saving(
+        tmp_path, spatial, kernel, sliced):
+    from kslim.pruning.budget import slice_saving
+
+    # One run keeping 38 of 64 channels: before a 3x3 convolution to 64 at 32x32 it saves ~15M
+    # multiply-accumulates (~0.2 ms predicted); before a 1x1 convolution to 8 at 4x4, ~3k (less
+    # than one slice costs).
+    x = keras.Input((spatial, spatial, 64))
+    y = keras.layers.Conv2D(64 if kernel == 3 else 8, kernel, padding="same")(
+        kslim.layers.ChannelSelect(list(range(38)))(x))
+    model = keras.Model(x, y)
+    out = model.output.shape[-1]
+    saved = (64 - 38) * kernel * kernel * out * spatial * spatial
+    assert (slice_saving(saved, 1, spatial * spatial * 38) > 0) == bool(sliced)
+    report = kslim.export(model, tmp_path / "m.tflite")
+    assert report.selections == {"sliced": sliced, "folded": 1 - sliced, "gathered": 0}
+    assert ("STRIDED_SLICE" in report.ops) == bool(sliced)
 
 
 def test_the_selections_argument_chooses_how_selections_are_written(tmp_path):
