@@ -14,3 +14,4 @@ from kslim.deploy.ops import list_ops as list_ops
 from kslim.deploy.lowering import fold_selections as fold_selections
 from kslim.deploy.exporter import ExportReport as ExportReport
 from kslim.deploy.latency import LatencyMeter as LatencyMeter
+from kslim.deploy.latency import channel_tile as channel_tile

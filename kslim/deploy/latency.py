@@ -11,8 +11,8 @@ planner bisects the pruning ratio on that measured fraction, as it does on
 FLOPs for `flops_target`.
 
 Measurements are cached by what decides the latency (the model's
-architecture, the pruned widths and selections, the thread count and the
-LiteRT version, not the weight values) in memory and in a JSON file under
+architecture, the pruned widths and selections, the thread count, the
+LiteRT version and the CPU, not the weight values) in memory and in a JSON file under
 `$KSLIM_CACHE_DIR` (default `~/.cache/kslim`), so a second plan of the same
 model, or `kslim.prune` after `kslim.plan`, measures nothing again.
 """
@@ -20,7 +20,9 @@ model, or `kslim.prune` after `kslim.plan`, measures nothing again.
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
+import platform
 import time
 
 import numpy as np
@@ -28,6 +30,7 @@ import numpy as np
 from kslim._internal import files as _files
 
 _MEMORY_CACHE = {}
+_TILES = {}  # kept apart: what a CPU runs does not change within a process
 
 
 def cache_path():
@@ -56,6 +59,115 @@ def _write_cache(entries):
         pass  # a read-only home only costs the cache
 
 
+def _cached(memory, key, measure):
+    """`memory[key]`, else the JSON cache's entry, else `measure()` stored in both."""
+    if key not in memory:
+        stored = _read_cache()
+        if key not in stored:
+            value = measure()
+            stored = _read_cache()  # another process may have written meanwhile
+            stored[key] = value
+            _write_cache(stored)
+        memory[key] = stored[key]
+    return memory[key]
+
+
+def _runtime_version():
+    try:
+        return importlib.metadata.version("ai-edge-litert")
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _cpu():
+    """What decides XNNPACK's kernels: the CPU's model and instruction-set flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines) if v}
+        text = fields.get("model name", "") + fields.get("flags", fields.get("Features", ""))
+    except OSError:
+        text = ""
+    return hashlib.sha256((text or platform.processor() or platform.machine()).encode()).hexdigest()[:16]
+
+
+TILE_CANDIDATES = (32, 16, 8)
+_PROBE_WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64)
+_PROBE_INPUT = (16, 16, 64)
+
+
+def channel_tile(threads=1, tolerance=0.05, rounds=40, block=5):
+    """The channel multiple XNNPACK's float32 convolutions run in on this CPU, measured once and cached.
+
+    XNNPACK computes a convolution's output channels in tiles (of 8, 16 or 32
+    floats, depending on the CPU's vector units), so pruning a layer to a
+    width that is not a multiple saves nothing within the tile and can even
+    cost time: on an AVX-512 server a 3x3 convolution to 24 channels took 1.18x
+    as long as one to 32 (`benchmarks/round_to.py`). This times a 3x3
+    convolution of a 16x16x64 input to each of 12 to 64 output channels,
+    interleaved, and returns the largest of `TILE_CANDIDATES` to which
+    rounding every probed width up costs at most `tolerance` of its time, or
+    1 when none does. Latency-budgeted plans use it as their default
+    `round_to`: the channels up to the multiple cost nothing, so they are
+    kept. Cached like the latency measurements, by CPU, thread count and
+    LiteRT version.
+
+    Args:
+        threads: int, interpreter threads.
+        tolerance: float, the share of a width's time that rounding it up may add.
+        rounds, block: interleaved rounds and invokes per width and round.
+
+    Returns:
+        int, the channel multiple (1: rounding does not pay on this CPU).
+
+    Raises:
+        ImportError: without `ai-edge-litert`.
+    """
+    key = "channel_tile:" + json.dumps([_cpu(), int(threads), _runtime_version(), float(tolerance)])
+    return _cached(_TILES, key, lambda: choose_tile(probe_times(threads, rounds, block), tolerance))
+
+
+def choose_tile(times, tolerance=0.05):
+    """The largest of `TILE_CANDIDATES` to which rounding each width of `{width: time}` up costs at
+    most `tolerance` of its time (1 if none)."""
+    return next((t for t in TILE_CANDIDATES if all(
+        times[w] >= (1 - tolerance) * times[math.ceil(w / t) * t]
+        for w in times if w % t and math.ceil(w / t) * t in times)), 1)
+
+
+def probe_times(threads=1, rounds=40, block=5, widths=_PROBE_WIDTHS, quantize=None):
+    """Median milliseconds of a 3x3 convolution of `_PROBE_INPUT` to each width, timed interleaved
+    (float32, or as `kslim.export` quantizes with `quantize`)."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kslim.deploy.convert import _tflite_bytes
+
+    interpreters = {}
+    rng = np.random.default_rng(0)
+    for width in widths:
+        x = keras.Input(_PROBE_INPUT, batch_size=1)
+        probe = keras.Model(x, keras.layers.Conv2D(width, 3, padding="same")(x))
+        calibration = rng.standard_normal((20,) + _PROBE_INPUT).astype(np.float32) if quantize else None
+        interpreter = Interpreter(model_content=_tflite_bytes(probe, quantize, calibration),
+                                  num_threads=int(threads))
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], rng.standard_normal(detail["shape"]).astype(detail["dtype"]))
+        for _ in range(5):
+            interpreter.invoke()
+        interpreters[width] = interpreter
+    samples = {width: [] for width in widths}
+    for _ in range(rounds):
+        for width in rng.permutation(list(widths)):
+            interpreter = interpreters[int(width)]
+            for _ in range(block):
+                start = time.perf_counter()
+                interpreter.invoke()
+                samples[int(width)].append(time.perf_counter() - start)
+    return {width: float(np.median(t)) * 1e3 for width, t in samples.items()}
+
+
 class LatencyMeter:
     """Latency of pruned variants of one model on LiteRT (XNNPACK), as a fraction of the model's own.
 
@@ -77,16 +189,13 @@ class LatencyMeter:
         self.model, self.threads, self.rounds, self.block = model, int(threads), int(rounds), int(block)
         self._baseline = None
         self._architecture = hashlib.sha256(model.to_json().encode()).hexdigest()[:16]
-        try:
-            self._runtime = importlib.metadata.version("ai-edge-litert")
-        except importlib.metadata.PackageNotFoundError:
-            self._runtime = "?"
+        self._runtime = _runtime_version()
 
     def key(self, plan):
-        """What decides a candidate's latency: architecture, pruned widths and selections, threads, runtime."""
+        """What decides a candidate's latency: architecture, pruned widths and selections, threads, runtime, CPU."""
         layers = {name: [rec["channels"], rec["in"] is not None and [len(a) if a else None for a in rec["in"]],
                          rec["select"]] for name, rec in sorted(plan.layers.items())}
-        text = json.dumps([self._architecture, layers, self.threads, self._runtime], sort_keys=True)
+        text = json.dumps([self._architecture, layers, self.threads, self._runtime, _cpu()], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def fraction(self, plan, build):
@@ -94,19 +203,7 @@ class LatencyMeter:
 
         `build` is only called when the plan's latency is not cached.
         """
-        key = self.key(plan)
-        if key in _MEMORY_CACHE:
-            return _MEMORY_CACHE[key]
-        stored = _read_cache()
-        if key in stored:
-            _MEMORY_CACHE[key] = stored[key]
-            return stored[key]
-        value = self._time(build())
-        _MEMORY_CACHE[key] = value
-        stored = _read_cache()
-        stored[key] = value
-        _write_cache(stored)
-        return value
+        return _cached(_MEMORY_CACHE, self.key(plan), lambda: self._time(build()))
 
     def _interpreter(self, model):
         from ai_edge_litert.interpreter import Interpreter

@@ -5,6 +5,9 @@ unpruned model, interleaved in this process. Only the cache test replaces the ti
 plan measures nothing.
 """
 
+import json
+import math
+
 import numpy as np
 import pytest
 
@@ -32,6 +35,11 @@ def test_a_latency_budgeted_plan_lands_near_its_target_and_a_second_plan_is_cach
     target = 0.6
     plan = kslim.plan(model, latency_target=target)
     assert plan.flops[1] < plan.flops[0] and cache.exists()
+    # round_to defaults to the channel multiple XNNPACK runs in on this CPU (measured, cached).
+    tile = latency.channel_tile()
+    widths = [rec["channels"] for rec in plan.layers.values()]
+    assert any(kept < full for full, kept in widths)
+    assert all(kept == full or kept % tile == 0 for full, kept in widths), (tile, widths)
     slim = kslim.prune(model, plan=plan)  # the same plan again, from the cache
     x = inputs(model, n=2)
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
@@ -50,6 +58,32 @@ def test_a_latency_budgeted_plan_lands_near_its_target_and_a_second_plan_is_cach
     monkeypatch.setattr(latency.LatencyMeter, "_time", no_timing)
     again = kslim.plan(model, latency_target=target)  # read back from the JSON file
     assert again.layers == plan.layers
+
+
+def test_the_channel_tile_is_measured_once_per_cpu_and_cached(cache, monkeypatch):
+    latency._TILES.clear()
+    tile = latency.channel_tile()
+    assert tile in (1,) + latency.TILE_CANDIDATES
+    assert any(key.startswith("channel_tile:") for key in json.loads(cache.read_text()))
+    latency._TILES.clear()  # read back from the JSON file, not measured again
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("a cached tile was measured again")
+
+    monkeypatch.setattr(latency, "probe_times", no_probe)
+    assert latency.channel_tile() == tile
+
+
+def test_the_tile_is_the_largest_multiple_that_rounding_up_to_costs_no_time():
+    widths = range(12, 65, 4)
+    # Cost in steps of 16 output channels (AVX-512 float32 kernels): 16.
+    assert latency.choose_tile({w: float(math.ceil(w / 16)) for w in widths}) == 16
+    # This CPU's shape: 16-wide below 32, 32-wide above, 32 faster than 20..28 -> 16 (12 -> 32 would cost).
+    step = {w: (1.0 if w <= 16 else 2.0 if w < 32 else 1.5 * math.ceil(w / 32)) for w in widths}
+    assert latency.choose_tile(step) == 16
+    assert latency.choose_tile({w: float(math.ceil(w / 8)) for w in widths}) == 8
+    assert latency.choose_tile({w: float(w) for w in widths}) == 1  # every channel costs: no rounding
+    assert latency.choose_tile({w: float(math.ceil(w / 32)) for w in widths}) == 32
 
 
 def test_an_unreachable_latency_target_says_what_was_measured(cache):
