@@ -18,6 +18,7 @@ def machine():
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        **cpu(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -25,6 +26,18 @@ def machine():
         "numpy": np.__version__,
         "date": datetime.date.today().isoformat(),
     }
+
+
+def cpu():
+    """The CPU's model name and vector extensions (XNNPACK and oneDNN pick kernels by them)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in f.read().splitlines())}
+    except OSError:
+        return {}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_model": fields.get("model name", "?"),
+            "simd": [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]}
 
 
 def write(name, data):
