@@ -79,6 +79,7 @@ Results go to benchmarks/results/deploy.json and deploy.md.
 Usage:
 
     python benchmarks/deploy.py [--models vgg19,preresnet164,densenet40,resnet50v2,densenet121] [--runs 400] [--quick]
+    python benchmarks/deploy.py --rewrite   # the notes and deploy.md again from results/deploy.json
 """
 
 import argparse
@@ -426,15 +427,15 @@ def _notes(name, record):
         notes.append(
             f"`pruned` (every reader's selection, the paper's way) has {record['channel_selections']} channel "
             f"selections: `kslim.export` wrote {lowered.get('sliced', 0)} as static slices and folded "
-            f"{lowered.get('folded', 0)} into zero weights (more than 4 runs of consecutive channels cost more as "
-            f"slices than they save), so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} "
+            f"{lowered.get('folded', 0)} into zero weights (more than 4 runs of consecutive channels, or slices that "
+            f"the measured cost model says cost more than the narrower convolution saves), so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} "
             f"XNNPACK partition(s) (the baseline: {variants['baseline'].get('xnnpack_partitions')}). A folded "
             "selection gives back the FLOPs it saved, so this file does more FLOPs than `kslim.profile` counts for "
             "the pruned Keras model.")
     if "sliceable" in variants:
         sl = variants["sliceable"]
         notes.append(
-            f"`sliceable` (`selections=\"sliceable\"`, the latency planner's default) keeps the whole input of "
+            f"`sliceable` (`selections=\"sliceable\"`, as latency-budgeted plans prune, here with `round_to=1`) keeps the whole input of "
             f"each reader whose selection would be folded or, by the measured cost model "
             f"(`benchmarks/selection_cost.py`), would cost more as slices than it saves: {record['sliceable_channels_pruned']} channels pruned "
             f"instead of {record['channels']['pruned']}, {(sl.get('selections') or {}).get('folded', 0)} selections "
@@ -626,7 +627,11 @@ def main():
     parser.add_argument("--train_epochs", type=int, default=0, help="sparsity-train instead of the gamma rule")
     parser.add_argument("--data", default=None, help="CIFAR-10 on disk (kslim.data.load name or path)")
     parser.add_argument("--train_samples", type=int, default=5000)
+    parser.add_argument("--rewrite", action="store_true",
+                        help="measure nothing: rewrite the notes and deploy.md from results/deploy.json")
     args = parser.parse_args()
+    if args.rewrite:
+        return rewrite()
     args.runs = args.runs or (60 if args.quick else 400)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS + tuple(available)]
@@ -668,6 +673,17 @@ def main():
     md_path = _common.RESULTS / "deploy.md"
     write_markdown(md_path, data)
     print(f"\nwrote {json_path} and {md_path} ({data['runtime_s'] / 60:.1f} min)")
+
+
+def rewrite():
+    """The notes and markdown again from the stored measurements (after a change to their wording)."""
+    json_path = _common.RESULTS / "deploy.json"
+    data = json.loads(json_path.read_text())
+    for record in data["results"]:
+        record["notes"] = _notes(record["model"], record)
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
+    write_markdown(_common.RESULTS / "deploy.md", data)
+    print(f"rewrote {json_path} and deploy.md from the stored measurements")
 
 
 if __name__ == "__main__":

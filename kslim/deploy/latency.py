@@ -15,6 +15,10 @@ architecture, the pruned widths and selections, the thread count, the
 LiteRT version and the CPU, not the weight values) in memory and in a JSON file under
 `$KSLIM_CACHE_DIR` (default `~/.cache/kslim`), so a second plan of the same
 model, or `kslim.prune` after `kslim.plan`, measures nothing again.
+
+`channel_tile` measures the channel multiple XNNPACK's convolutions run in on
+this CPU; latency-budgeted plans round pruned widths up to it by default, since
+the channels inside a tile cost no time.
 """
 
 import hashlib
