@@ -190,7 +190,7 @@ class Analysis:
                 need = min_channels
                 if max_layer_ratio is not None:
                     need = max(need, math.ceil(round((1.0 - max_layer_ratio) * n, 9)))
-                if round_to > 1 and kept < n:
+                if round_to > 1 and kept < n and n > round_to:  # a layer within one multiple: not rounded
                     need = max(need, math.ceil(max(kept, need) / round_to) * round_to)
                 need = min(need, n)
                 if kept >= need:

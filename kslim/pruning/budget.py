@@ -40,7 +40,8 @@ class Budget:
             if <= 1, else an absolute count; the ratio is found by bisection.
         params_target: float > 0, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
-        round_to: int >= 1, round each pruned layer's width up to a multiple;
+        round_to: int >= 1, round each pruned layer's width up to a multiple
+            (layers no wider than it are not rounded);
             None (default): 1, or with `latency_target` the channel multiple
             measured on this CPU (`kslim.deploy.channel_tile`).
         max_layer_ratio: float in (0, 1], the largest fraction of any one

@@ -186,7 +186,8 @@ def plan(
             bisection.
         params_target: float, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
-        round_to: int >= 1, round each pruned layer's width up to a multiple.
+        round_to: int >= 1, round each pruned layer's width up to a multiple
+            (layers no wider than it are not rounded).
             Default 1; with `latency_target`, the multiple XNNPACK's
             convolutions run in on this CPU (`kslim.deploy.channel_tile`,
             measured once and cached), whose channels cost no time.

@@ -149,6 +149,10 @@ def test_round_to_and_max_layer_ratio():
         if isinstance(layer, L.Conv2D):
             full = model.get_layer(layer.name).filters
             assert layer.filters % 8 == 0 or layer.filters == full
+    # A layer no wider than the multiple is not rounded (a DenseNet's 12-channel growth layers with the
+    # channel tile 16 would otherwise never be pruned).
+    wide = kslim.prune(model, threshold=1e-6, round_to=max(l.filters for l in model.layers if isinstance(l, L.Conv2D)))
+    assert wide.count_params() == kslim.prune(model, threshold=1e-6).count_params()
     slim = kslim.prune(model, threshold=1e-6, max_layer_ratio=0.5)
     for layer in slim.layers:
         if isinstance(layer, L.Conv2D):
