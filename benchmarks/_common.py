@@ -30,13 +30,11 @@ def machine():
 
 def cpu():
     """The CPU's model name and vector extensions (XNNPACK and oneDNN pick kernels by them)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in f.read().splitlines())}
-    except OSError:
-        return {}
-    flags = set(fields.get("flags", "").split())
-    return {"cpu_model": fields.get("model name", "?"),
+    from kslim.deploy.latency import cpu_info
+
+    model, flags = cpu_info()
+    flags = set(flags.split())
+    return {"cpu_model": model or "?",
             "simd": [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]}
 
 

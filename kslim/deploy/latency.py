@@ -21,6 +21,7 @@ this CPU; latency-budgeted plans round pruned widths up to it by default, since
 the channels inside a tile cost no time.
 """
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -83,16 +84,23 @@ def _runtime_version():
         return "?"
 
 
-def _cpu():
-    """What decides XNNPACK's kernels: the CPU's model and instruction-set flags."""
+@functools.lru_cache(maxsize=None)
+def cpu_info():
+    """`(model name, instruction-set flags)` of this machine's CPU, from /proc/cpuinfo where there is one
+    (empty strings elsewhere): what XNNPACK picks its kernels by."""
     try:
         with open("/proc/cpuinfo") as f:
             lines = f.read().splitlines()
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines) if v}
-        text = fields.get("model name", "") + fields.get("flags", fields.get("Features", ""))
     except OSError:
-        text = ""
-    return hashlib.sha256((text or platform.processor() or platform.machine()).encode()).hexdigest()[:16]
+        return "", ""
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines) if v}
+    return fields.get("model name", ""), fields.get("flags", fields.get("Features", ""))
+
+
+def _cpu():
+    """A short hash of what decides XNNPACK's kernels on this CPU, for the cache keys."""
+    text = "".join(cpu_info()) or platform.processor() or platform.machine()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 TILE_CANDIDATES = (32, 16, 8)

@@ -19,7 +19,7 @@ import numpy as np
 
 from kslim._internal import keras_api
 from kslim.layers.border_bias import BorderBias
-from kslim.layers.channel_select import ChannelSelect
+from kslim.layers.channel_select import ChannelSelect, runs
 from kslim.pruning import config_edit
 from kslim.pruning import nesting
 from kslim.pruning.analysis import layer_flops
@@ -53,8 +53,6 @@ def lowered(model, mode="auto"):
         `(model, counts)`: the model to convert (a copy when anything was
         folded) and `{"sliced": n, "folded": m, "gathered": k}`.
     """
-    from kslim.layers.channel_select import runs
-
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     if mode == "gather":
         with _constant_borders(model):
@@ -62,12 +60,13 @@ def lowered(model, mode="auto"):
         return
     max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
     many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
-    if mode == "auto" and len(many) < len(selects) and not nesting.has_nested(model):
+    nested = nesting.has_nested(model)
+    if mode == "auto" and len(many) < len(selects) and not nested:
         g = Graph(model)
         many |= {node.op.name for node in g.nodes
                  if isinstance(node.op, ChannelSelect) and node.op.name not in many and not _slice_pays(g, node)}
     target = model
-    if many and not nesting.has_nested(model):
+    if many and not nested:
         foldable = {name for name in many if _foldable(model, name)}
         if foldable:
             target = fold_selections(model, only=foldable)
@@ -99,14 +98,11 @@ def _constant_borders(model):
 def _slice_pays(g, node):
     """Whether slicing selection `node` is predicted to save time over its reader convolving the
     whole stream (`budget.slice_saving`); True where the reader cannot be found (it is sliced then)."""
-    from kslim.layers.channel_select import runs
-
     try:
         targets = _fold_targets(g, {node.op.name})
     except ValueError:
         return True
-    reader = next((g.nodes[i].op for i in range(len(g.nodes)) if g.nodes[i].role == "producer"
-                   and g.nodes[i].op.name in targets), None)
+    reader = next((n.op for n in g.nodes if n.role == "producer" and n.op.name in targets), None)
     if reader is None:
         return True
     kept, full = len(node.op.indices), g.shapes[node.inputs[0]][-1]
