@@ -41,9 +41,7 @@ class Budget:
         params_target: float > 0, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
         round_to: int >= 1, round each pruned layer's width up to a multiple
-            (layers no wider than it are not rounded);
-            None (default): 1, or with `latency_target` the channel multiple
-            measured on this CPU (`kslim.deploy.channel_tile`).
+            (layers no wider than it are not rounded).
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
@@ -74,7 +72,7 @@ class Budget:
     flops_target: float = None
     params_target: float = None
     min_channels: int = 1
-    round_to: int = None
+    round_to: int = 1
     max_layer_ratio: float = None
     exclude: tuple = ()
     latency_target: float = None
@@ -100,8 +98,7 @@ class Budget:
         kind = given[0]
         object.__setattr__(self, kind, check_number(kind, getattr(self, kind), **checks[kind]))
         object.__setattr__(self, "min_channels", check_int("min_channels", self.min_channels))
-        round_to = 1 if self.round_to is None and kind != "latency_target" else self.round_to
-        object.__setattr__(self, "round_to", check_int("round_to", round_to, allow_none=True))  # None: measured
+        object.__setattr__(self, "round_to", check_int("round_to", self.round_to))
         object.__setattr__(self, "max_layer_ratio", check_number(
             "max_layer_ratio", self.max_layer_ratio, low=0, high=1, low_open=True, allow_none=True
         ))
@@ -130,7 +127,7 @@ class Budget:
     def floors(self):
         """The per-layer limits, as keyword arguments of `Analysis.apply_floors`."""
         return dict(
-            min_channels=self.min_channels, round_to=self.round_to or 1,
+            min_channels=self.min_channels, round_to=self.round_to,
             max_layer_ratio=self.max_layer_ratio,
         )
 

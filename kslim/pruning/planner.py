@@ -1,6 +1,5 @@
 """`kslim.plan`: which channels of which layers go, as data you can print, save and re-apply."""
 
-import dataclasses
 import json
 import math
 import warnings
@@ -154,7 +153,7 @@ def plan(
     flops_target=None,
     params_target=None,
     min_channels=1,
-    round_to=None,
+    round_to=1,
     max_layer_ratio=None,
     exclude=(),
     budget=None,
@@ -187,10 +186,9 @@ def plan(
         params_target: float, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
         round_to: int >= 1, round each pruned layer's width up to a multiple
-            (layers no wider than it are not rounded).
-            Default 1; with `latency_target`, the multiple XNNPACK's
-            convolutions run in on this CPU (`kslim.deploy.channel_tile`,
-            measured once and cached), whose channels cost no time.
+            (layers no wider than it are not rounded). For LiteRT,
+            `kslim.deploy.channel_tile()` measures the multiple XNNPACK's
+            convolutions run in on this CPU.
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
@@ -236,7 +234,7 @@ def make_budget(budget, ratio, threshold, flops_target, params_target, min_chann
                  params_target=params_target, max_layer_ratio=max_layer_ratio,
                  latency_target=latency_target, selections=selections)
     extra = [k for k, v in given.items() if v is not None]
-    extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, None),
+    extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, 1),
                                 ("latency_threads", latency_threads, 1),
                                 ("exclude", tuple(exclude or ()), ())) if v != d]
     if extra:
@@ -252,10 +250,6 @@ def decide(analysis, budget):
         from kslim.sparsity.factors import how_to_add_factors  # sparsity imports pruning
 
         raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
-    if budget.round_to is None:  # a latency budget: round to the channel tile measured on this CPU
-        from kslim.deploy.latency import channel_tile  # deploy imports pruning
-
-        budget = dataclasses.replace(budget, round_to=channel_tile(budget.latency_threads))
     kind, value, floors = budget.kind, budget.value, budget.floors
     sliceable = budget.selections == "sliceable"
     if kind == "ratio":
