@@ -15,15 +15,28 @@ selection saves in microseconds as
 
 (the slices copy the kept values; adding a constant term, or the BN and ReLU
 work on the dropped channels, fits no better and gives constants of the wrong
-sign) and prints each cell's measured and predicted saving. `kslim.pruning.budget`
+sign) and prints each cell's measured and predicted saving. It also times a
+3x3 reader with and without a `BorderBias` (what a pruned channel with a
+nonzero constant adds to a zero-padded reader: one image ADD) and fits its
+cost per output value, `per_border_element`. `kslim.pruning.budget`
 holds the fitted constants (`SLICE_COST`): with `selections="sliceable"` a
 stream reader keeps its selection only where the predicted saving is positive.
 
+With `--quantize int8` the same grid is timed as int8 files (calibrated on
+random inputs) and fitted to the int8 constants. There the stream is made in
+the graph, as in the models: a convolution of the input concatenated to it,
+and the stream also goes on to a second concatenation with the reader's
+output. That matters: the converter gives an in-graph stream that slices read
+a requantized copy of its own (a QUANTIZE over the whole stream), which a
+stream that is the model's input does not show. A multiply-accumulate saved
+is worth about 2.4x less in int8 here, so a slice saves far less.
+
 Usage:
 
-    python benchmarks/selection_cost.py [--runs 600]
+    python benchmarks/selection_cost.py [--runs 600] [--quantize int8]
 
-Writes results/selection_cost.json and prints the table.
+Writes results/selection_cost.json (results/selection_cost_int8.json) and
+prints the table.
 """
 
 import argparse
@@ -63,22 +76,47 @@ def indices(channels, kept, runs):
     return out
 
 
-def block(side, channels, filters, kernel, select=None):
-    x = inp = keras.Input((side, side, channels))
+GROWTH = 12  # int8: the in-graph stream's last channels come from a convolution, as a dense layer's
+
+
+def block(side, channels, filters, kernel, select=None, stream=False):
+    """BN -> ReLU -> convolution reading `channels` (through `select`); with `stream`, the channels
+    are made in the graph and also concatenated to the reader's output (see the docstring)."""
+    x = inp = keras.Input((side, side, channels - GROWTH if stream else channels))
+    if stream:
+        grown = L.Conv2D(GROWTH, 3, padding="same")(L.ReLU()(L.BatchNormalization()(inp)))
+        x = L.Concatenate()([inp, grown])
+    whole = x
     if select is not None:
         x = kslim.layers.ChannelSelect(select)(x)
-    x = L.ReLU()(L.BatchNormalization()(x))
-    return keras.Model(inp, L.Conv2D(filters, kernel, padding="same")(x))
+    x = L.Conv2D(filters, kernel, padding="same")(L.ReLU()(L.BatchNormalization()(x)))
+    return keras.Model(inp, L.Concatenate()([whole, x]) if stream else x)
 
 
-def measure(cell, runs_per_model, workdir):
+def _random_batch_norms(model, rng):
+    """BN scales and offsets that are not the identity, so that int8 calibration sees real ranges."""
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                               rng.uniform(-0.5, 0.5, beta.shape).astype("float32"), mean, var])
+
+
+def measure(cell, runs_per_model, workdir, quantize=None):
     side, channels, filters, kernel, k, kept = cell
     select = indices(channels, kept, k)
     paths = {}
-    for name, model in (("whole", block(side, channels, filters, kernel)),
-                        ("sliced", block(side, channels, filters, kernel, select))):
+    stream = quantize == "int8"
+    for name, model in (("whole", block(side, channels, filters, kernel, stream=stream)),
+                        ("sliced", block(side, channels, filters, kernel, select, stream=stream))):
+        _random_batch_norms(model, np.random.default_rng(0))
         paths[name] = os.path.join(workdir, f"{name}.tflite")
-        report = kslim.export(model, paths[name], selections="slices", overwrite=True)
+        calibration = None
+        if quantize:
+            calibration = np.random.default_rng(2).standard_normal(
+                (50,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+        report = kslim.export(model, paths[name], selections="slices", overwrite=True, quantize=quantize,
+                              representative_data=calibration, atol=float("inf") if quantize else None)
         assert not report.selections or report.selections["sliced"] == 1
     times = deploy.interleaved_latency({key: (p, 1, True) for key, p in paths.items()}, runs_per_model, block=20)
     saved_us = float(np.median([np.median(w) - np.median(s) for w, s in zip(times["whole"], times["sliced"])]) * 1e3)
@@ -89,6 +127,33 @@ def measure(cell, runs_per_model, workdir):
             "whole_us": float(np.median(np.concatenate(times["whole"])) * 1e3), "saved_us": saved_us}
 
 
+# (positions per side, input channels, output channels) of 3x3 readers that get a BorderBias.
+BORDER_SHAPES = [(32, 64, 12), (16, 128, 12), (8, 160, 12), (32, 16, 16), (16, 32, 32), (8, 64, 64)]
+
+
+def border_cost(side, channels, filters, runs_per_model, workdir, quantize=None):
+    """Times a 3x3 reader with and without the `BorderBias` that a pruned constant channel gives it."""
+    paths = {}
+    for name in ("plain", "border"):
+        inp = keras.Input((side, side, channels))
+        x = L.Conv2D(filters, 3, padding="same")(inp)
+        if name == "border":
+            border = kslim.layers.BorderBias((side, side), 3)
+            x = border(x)
+            border.set_weights([np.random.default_rng(0).uniform(-0.1, 0.1, (3, 3, 1, filters)).astype("float32")])
+        model = keras.Model(inp, L.Concatenate()([inp, x]))
+        paths[name] = os.path.join(workdir, f"{name}.tflite")
+        calibration = None
+        if quantize:
+            calibration = np.random.default_rng(2).standard_normal((50, side, side, channels)).astype("float32")
+        kslim.export(model, paths[name], overwrite=True, quantize=quantize, representative_data=calibration,
+                     atol=float("inf") if quantize else None)
+    times = deploy.interleaved_latency({key: (p, 1, True) for key, p in paths.items()}, runs_per_model, block=20)
+    cost_us = float(np.median([np.median(b) - np.median(p) for p, b in zip(times["plain"], times["border"])]) * 1e3)
+    return {"side": side, "channels": channels, "filters": filters, "elements": side * side * filters,
+            "plain_us": float(np.median(np.concatenate(times["plain"])) * 1e3), "cost_us": cost_us}
+
+
 def design(rows):
     return np.array([[r["macs_saved"], -r["runs"], -r["elements"]] for r in rows])
 
@@ -96,26 +161,37 @@ def design(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=600, help="timed invokes per file")
+    parser.add_argument("--quantize", choices=("int8",), default=None, help="time int8 files instead of float32")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="kslim-slice-cost-") as workdir:
         for side, channels, filters, kernel in SHAPES:
             for k in RUNS:
                 for kept in KEPT:
-                    rows.append(measure((side, channels, filters, kernel, k, kept), args.runs, workdir))
+                    rows.append(measure((side, channels, filters, kernel, k, kept), args.runs, workdir, args.quantize))
                     r = rows[-1]
                     print(f"{side:3d}x{side:<3d} C={channels:5d} -> {filters:4d} k{kernel} runs={k} kept={r['kept']:5d}: "
                           f"whole {r['whole_us']:8.1f} us, sliced saves {r['saved_us']:7.1f} us", flush=True)
+        borders = []
+        for side, channels, filters in BORDER_SHAPES:
+            borders.append(border_cost(side, channels, filters, args.runs, workdir, args.quantize))
+            r = borders[-1]
+            print(f"{side:3d}x{side:<3d} C={channels:5d} -> {filters:4d} k3 + BorderBias: "
+                  f"plain {r['plain_us']:8.1f} us, the border adds {r['cost_us']:6.1f} us", flush=True)
     coef, *_ = np.linalg.lstsq(design(rows), np.array([r["saved_us"] for r in rows]), rcond=None)
     model = dict(zip(FEATURES, (float(c) for c in coef)))
+    elements = np.array([r["elements"] for r in borders], float)
+    model["per_border_element"] = float(elements @ np.array([r["cost_us"] for r in borders]) / (elements @ elements))
     predicted = design(rows) @ coef
     agree = int(sum((p > 0) == (r["saved_us"] > 0) for p, r in zip(predicted, rows)))
     for r, p in zip(rows, predicted):
         r["predicted_us"] = float(p)
     print("fit (microseconds):", {k: f"{v:.4g}" for k, v in model.items()})
     print(f"sign of the saving predicted right in {agree} of {len(rows)} cells")
-    path = _common.write("selection_cost", {"runs": args.runs, "threads": 1, "model": model,
-                                            "sign_agreement": [agree, len(rows)], "rows": rows})
+    name = "selection_cost" + (f"_{args.quantize}" if args.quantize else "")
+    path = _common.write(name, {"runs": args.runs, "threads": 1, "quantize": args.quantize or "float32",
+                                "model": model, "sign_agreement": [agree, len(rows)], "rows": rows,
+                                "border_rows": borders})
     print(f"wrote {path}")
 
 

@@ -8,8 +8,7 @@ import tempfile
 import numpy as np
 
 from kslim._internal import files as _files
-
-QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
+from kslim.pruning.budget import QUANTIZE_MODES  # noqa: F401  (one list for export and plans)
 
 # Calibration samples for full-integer quantization: the TFLite guides use 100-500;
 # more only slows conversion down.

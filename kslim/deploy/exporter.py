@@ -88,8 +88,8 @@ def export(
             layers: `"auto"` (static slices for a selection of at most 4
             runs of consecutive channels whose narrower convolution saves
             more than the slices cost by the measured cost model
-            `kslim.pruning.budget.slice_saving`; folded into zero weights
-            otherwise),
+            `kslim.pruning.budget.slice_saving`, int8's when `quantize` is
+            "int8"; folded into zero weights otherwise),
             `"slices"`, `"fold"` or `"gather"` (one TFLite GATHER each).
 
     Returns:
@@ -126,7 +126,7 @@ def export(
 
     mode, selections = selections, None
     if format == "tflite":
-        with _lowering.lowered(model, mode) as (target, selections):
+        with _lowering.lowered(model, mode, quantize) as (target, selections):
             content = _convert._tflite_bytes(target, quantize, x_rep, int8_io)
         if not any(selections.values()):
             selections = None

@@ -35,7 +35,7 @@ MODES = ("auto", "slices", "fold", "gather")
 
 
 @contextlib.contextmanager
-def lowered(model, mode="auto"):
+def lowered(model, mode="auto", quantize=None):
     """Yields the model that `kslim.export` converts to TFLite, with its selections lowered.
 
     `mode` is one of `MODES`; `kslim.export` checks it with its other arguments.
@@ -43,10 +43,11 @@ def lowered(model, mode="auto"):
     With `"auto"` a selection is written as static slices and concatenations
     of at most 4 tensors (XNNPACK's limit) where its kept channels form at
     most `SLICE_RUNS` runs of consecutive channels and the measured cost
-    model (`kslim.pruning.budget.slice_saving`) says the narrower
-    convolution saves more than the slices cost; the others are folded into
-    zero weights (`fold_selections`), or sliced where they cannot be folded. `"slices"` slices every selection, `"fold"` folds every one it
-    can, `"gather"` leaves them as TFLite GATHERs. Outputs are unchanged. On
+    model (`kslim.pruning.budget.slice_saving`, int8's for `quantize="int8"`)
+    says the narrower convolution saves more than the slices cost; the others
+    are folded into zero weights (`fold_selections`), or sliced where they
+    cannot be folded. `"slices"` slices every selection, `"fold"` folds every
+    one it can, `"gather"` leaves them as TFLite GATHERs. Outputs are unchanged. On
     exit the layers lower to a gather again, so `model` is left as it was.
 
     Yields:
@@ -64,7 +65,7 @@ def lowered(model, mode="auto"):
     if mode == "auto" and len(many) < len(selects) and not nested:
         g = Graph(model)
         many |= {node.op.name for node in g.nodes
-                 if isinstance(node.op, ChannelSelect) and node.op.name not in many and not _slice_pays(g, node)}
+                 if isinstance(node.op, ChannelSelect) and node.op.name not in many and not _slice_pays(g, node, quantize)}
     target = model
     if many and not nested:
         foldable = {name for name in many if _foldable(model, name)}
@@ -95,9 +96,10 @@ def _constant_borders(model):
             layer.constant_image = None
 
 
-def _slice_pays(g, node):
+def _slice_pays(g, node, quantize=None):
     """Whether slicing selection `node` is predicted to save time over its reader convolving the
-    whole stream (`budget.slice_saving`); True where the reader cannot be found (it is sliced then)."""
+    whole stream, in a file exported with `quantize` (`budget.slice_saving`); True where the reader
+    cannot be found (it is sliced then)."""
     try:
         targets = _fold_targets(g, {node.op.name})
     except ValueError:
@@ -109,7 +111,7 @@ def _slice_pays(g, node):
     out = int(reader.output.shape[-1])
     macs_saved = (layer_flops(reader, full, out) - layer_flops(reader, kept, out)) / 2
     pixels = int(np.prod([d for d in g.shapes[node.inputs[0]][1:-1] if d]))
-    return slice_saving(macs_saved, len(runs(node.op.indices)), pixels * kept) > 0
+    return slice_saving(macs_saved, len(runs(node.op.indices)), pixels * kept, quantize) > 0
 
 
 def _foldable(model, name):

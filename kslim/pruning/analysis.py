@@ -184,13 +184,15 @@ class Analysis:
         changed = True
         while changed:
             changed = False
-            for _, anc in units:
+            for i, anc in units:
                 n = len(anc)
                 kept = sum(1 for a in anc if not (a & pruned))
                 need = min_channels
                 if max_layer_ratio is not None:
                     need = max(need, math.ceil(round((1.0 - max_layer_ratio) * n, 9)))
-                if round_to > 1 and kept < n and n > round_to:  # a layer within one multiple: not rounded
+                # round_to rounds what a layer computes (a producer's outputs), not what a stream reader
+                # takes from the stream, and not a layer within one multiple.
+                if round_to > 1 and kept < n and n > round_to and self.graph.nodes[i].role == "producer":
                     need = max(need, math.ceil(max(kept, need) / round_to) * round_to)
                 need = min(need, n)
                 if kept >= need:

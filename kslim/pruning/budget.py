@@ -13,18 +13,32 @@ SELECTIONS = ("all", "sliceable")
 # A channel selection of at most this many runs of consecutive channels is exported as that many
 # static slices; one of more is folded into zero weights (benchmarks/selection_lowering.py).
 SLICE_RUNS = 4
-# What slicing a stream selection saves on LiteRT (XNNPACK, float32, 1 thread), in microseconds, as
-# fitted by benchmarks/selection_cost.py on this project's 2-core CPU machine (2026-12-03,
-# results/selection_cost.json; the sign is right in 40 of its 48 cells): the narrower reader saves
-# time per multiply-accumulate, each slice costs a fixed time and a time per value it copies.
-SLICE_COST = {"per_mac": 1.306e-05, "per_run": 2.145, "per_element": 1.408e-04}
+# What slicing a stream selection saves on LiteRT (XNNPACK, 1 thread), in microseconds, as fitted by
+# benchmarks/selection_cost.py on this project's 2-core CPU machine (2026-12-03): the narrower reader
+# saves time per multiply-accumulate, each slice costs a fixed time and a time per value it copies,
+# and a `BorderBias` (dropped channels that are nonzero constants, read by a zero-padded reader) a time
+# per value of its image. float32: results/selection_cost.json (the sign of the saving is right in
+# 43 of its 48 cells). int8 (`quantize="int8"` in the plan and the export):
+# results/selection_cost_int8.json (36 of 48; every miss is a saving under 3 us predicted as a
+# loss), timed on a stream made in the graph, whose slices read a requantized copy of it;
+# a multiply-accumulate saved is worth 2.4x less in int8.
+SLICE_COST = {
+    "float32": {"per_mac": 1.197e-05, "per_run": 1.577, "per_element": 1.382e-04, "per_border_element": 4.062e-05},
+    "int8": {"per_mac": 5.057e-06, "per_run": 2.378, "per_element": 6.963e-05, "per_border_element": 9.409e-05},
+}
+# kslim.export's quantize modes. Plans for float16 and dynamic-range files use the float32 cost model:
+# their activations are float32.
+QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 
 
-def slice_saving(macs_saved, runs, elements):
+def slice_saving(macs_saved, runs, elements, quantize=None, border_elements=0):
     """Predicted microseconds that slicing a selection saves over reading the whole stream:
-    `macs_saved` by the narrower reader, in `runs` slices copying `elements` values."""
-    c = SLICE_COST
-    return c["per_mac"] * macs_saved - c["per_run"] * runs - c["per_element"] * elements
+    `macs_saved` by the narrower reader, in `runs` slices copying `elements` values, less the
+    `BorderBias` image of `border_elements` values that the dropped constant channels add, in a
+    file exported with `quantize` (`SLICE_COST["int8"]` for "int8", else float32's)."""
+    c = SLICE_COST["int8" if quantize == "int8" else "float32"]
+    return (c["per_mac"] * macs_saved - c["per_run"] * runs - c["per_element"] * elements
+            - c["per_border_element"] * border_elements)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +54,9 @@ class Budget:
             if <= 1, else an absolute count; the ratio is found by bisection.
         params_target: float > 0, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
-        round_to: int >= 1, round each pruned layer's width up to a multiple
-            (layers no wider than it are not rounded).
+        round_to: int >= 1, round each pruned layer's output width up to a
+            multiple (layers no wider than it are not rounded, nor a stream
+            reader's selection).
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
@@ -61,6 +76,10 @@ class Budget:
             time than the narrower reader saves by the measured cost model
             `SLICE_COST`. Same latency or better, more channels kept, FLOPs
             counted as they run.
+        quantize: the `kslim.export` quantization the plan is for (None,
+            "float16", "dynamic" or "int8"): with "sliceable", int8 uses the
+            int8 cost model, where slices save less. Not with
+            `latency_target`, which times float32 files.
 
     Raises:
         ValueError / TypeError: for a missing or second budget, or a value out
@@ -78,6 +97,7 @@ class Budget:
     latency_target: float = None
     latency_threads: int = 1
     selections: str = None
+    quantize: str = None
 
     def __post_init__(self):
         given = [k for k in BUDGET_KINDS if getattr(self, k) is not None]
@@ -109,6 +129,13 @@ class Budget:
         if selections not in SELECTIONS:
             raise ValueError(f"selections={selections!r} is not supported; use one of {SELECTIONS}.")
         object.__setattr__(self, "selections", selections)
+        if self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"quantize={self.quantize!r} is not supported; use one of {QUANTIZE_MODES} "
+                             "(kslim.export's modes).")
+        if self.quantize is not None and kind == "latency_target":
+            raise ValueError(f"quantize={self.quantize!r} cannot be combined with latency_target: latency budgets "
+                             "time float32 files. Plan with latency_target alone, or use a ratio or FLOPs budget "
+                             "with quantize.")
         exclude = self.exclude
         if isinstance(exclude, str):
             exclude = [exclude]

@@ -160,6 +160,7 @@ def plan(
     latency_target=None,
     latency_threads=1,
     selections=None,
+    quantize=None,
 ):
     """Decides which channels to prune, without touching the model.
 
@@ -185,8 +186,10 @@ def plan(
             bisection.
         params_target: float, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
-        round_to: int >= 1, round each pruned layer's width up to a multiple
-            (layers no wider than it are not rounded). For LiteRT,
+        round_to: int >= 1, round each pruned layer's output width up to a
+            multiple (layers no wider than it are not rounded, nor the part of
+            a shared stream a reader selects: a convolution's time follows its
+            output channels in tiles, its input channels one by one). For LiteRT,
             `kslim.deploy.channel_tile()` measures the multiple XNNPACK's
             convolutions run in on this CPU.
         max_layer_ratio: float in (0, 1], the largest fraction of any one
@@ -203,6 +206,9 @@ def plan(
         latency_threads: int, interpreter threads for `latency_target`.
         selections: "all" or "sliceable" (the default with `latency_target`):
             see `kslim.Budget`.
+        quantize: the `kslim.export` quantization the plan is for (None,
+            "float16", "dynamic", "int8"): with `selections="sliceable"`, "int8"
+            judges selections by the int8 cost model. See `kslim.Budget`.
 
     Returns:
         A `kslim.Plan`.
@@ -218,21 +224,23 @@ def plan(
     >>> slim = kslim.prune(model, plan=p)
     """
     budget = make_budget(budget, ratio, threshold, flops_target, params_target, min_channels,
-                         round_to, max_layer_ratio, exclude, latency_target, latency_threads, selections)
+                         round_to, max_layer_ratio, exclude, latency_target, latency_threads, selections,
+                         quantize)
     return decide(Analysis(nesting.flatten(model), exclude=budget.exclude), budget)[0]
 
 
 def make_budget(budget, ratio, threshold, flops_target, params_target, min_channels, round_to,
-                max_layer_ratio, exclude, latency_target=None, latency_threads=1, selections=None):
+                max_layer_ratio, exclude, latency_target=None, latency_threads=1, selections=None,
+                quantize=None):
     """The `Budget` of `plan`'s / `prune`'s arguments (checked), or the one given."""
     if budget is None:
         return Budget(ratio, threshold, flops_target, params_target, min_channels, round_to,
-                      max_layer_ratio, exclude, latency_target, latency_threads, selections)
+                      max_layer_ratio, exclude, latency_target, latency_threads, selections, quantize)
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a kslim.Budget, got {type(budget).__name__}.")
     given = dict(ratio=ratio, threshold=threshold, flops_target=flops_target,
                  params_target=params_target, max_layer_ratio=max_layer_ratio,
-                 latency_target=latency_target, selections=selections)
+                 latency_target=latency_target, selections=selections, quantize=quantize)
     extra = [k for k, v in given.items() if v is not None]
     extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, 1),
                                 ("latency_threads", latency_threads, 1),
@@ -251,7 +259,6 @@ def decide(analysis, budget):
 
         raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
     kind, value, floors = budget.kind, budget.value, budget.floors
-    sliceable = budget.selections == "sliceable"
     if kind == "ratio":
         pruned, t = ratio_cut(scores, analysis.size, value)
     elif kind == "threshold":
@@ -260,27 +267,29 @@ def decide(analysis, budget):
     elif kind == "latency_target":
         pruned, t = _latency_search(analysis, scores, budget)
     else:
-        pruned, t = _search(analysis, scores, kind, value, floors, sliceable)
+        pruned, t = _search(analysis, scores, budget)
     chosen = set(pruned)
     floored = analysis.apply_floors(pruned, **floors)
-    pruned = keep_unsliceable(analysis, floored) if sliceable else floored
+    pruned = keep_unsliceable(analysis, floored, budget.quantize) if budget.selections == "sliceable" else floored
     result = make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
                         unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
 
 
-def _settle(analysis, chosen, floors, sliceable):
-    """The groups pruned for the `chosen` ones: after the per-layer floors and, with
+def _settle(analysis, chosen, budget):
+    """The groups pruned for the `chosen` ones: after the budget's per-layer floors and, with
     `selections="sliceable"`, without the readers whose selections would not be sliced."""
-    pruned = analysis.apply_floors(chosen, **floors)
-    return keep_unsliceable(analysis, pruned) if sliceable else pruned
+    pruned = analysis.apply_floors(chosen, **budget.floors)
+    return keep_unsliceable(analysis, pruned, budget.quantize) if budget.selections == "sliceable" else pruned
 
 
-def keep_unsliceable(analysis, pruned):
+def keep_unsliceable(analysis, pruned, quantize=None):
     """`pruned` without the groups of every stream reader whose selection does not pay on LiteRT
     (`selections="sliceable"`): more than `SLICE_RUNS` runs of consecutive channels, or fewer whose
-    slices cost more time than the narrower convolution saves (`budget.slice_saving`).
+    slices, and the `BorderBias` its dropped constant channels give a zero-padded reader, cost more
+    time than the narrower convolution saves (`budget.slice_saving`, in a file exported with
+    `quantize`; the border as `kslim.prune`'s default exact compensation adds it).
 
     LiteRT runs a selection of many runs as a convolution over the whole stream (`kslim.export`
     folds it into zero weights), so keeping those channels costs no time and keeps what they carry.
@@ -289,6 +298,7 @@ def keep_unsliceable(analysis, pruned):
 
     g = analysis.graph
     pruned = set(pruned)
+    readers, constant = _stream_readers(analysis, pruned)
     while True:
         widths = analysis.layer_widths(pruned)
         costs = analysis.layer_costs(pruned)
@@ -301,9 +311,14 @@ def keep_unsliceable(analysis, pruned):
                 continue
             rank = {j: r for r, j in enumerate(ins[0])}
             k = len(runs([rank[j] for j in out]))
+            dropped = sorted(set(ins[0]) - set(out))
+            macs = sum(costs[j][1] / 2 / len(widths[j][0][0])
+                       for j in readers[i] if j in costs and widths[j][0][0]) * len(dropped)
+            border = sum(math.prod(d for d in g.shapes[g.nodes[j].outputs[0]][1:-1] if d) * len(widths[j][1])
+                         for j in readers[i] if j in constant and constant[j][dropped].any())
             if k > SLICE_RUNS or slice_saving(
-                _macs_per_channel(analysis, i, widths, costs) * (len(ins[0]) - len(out)), k,
-                math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d) * len(out),
+                macs, k, math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d) * len(out), quantize,
+                border_elements=border,
             ) <= 0:
                 restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
         if not restore:
@@ -311,22 +326,35 @@ def keep_unsliceable(analysis, pruned):
         pruned -= restore
 
 
-def _macs_per_channel(analysis, index, widths, costs):
-    """Multiply-accumulates per input channel of the layers that read node `index`'s output
-    through per-channel layers (the reader's convolution after its BN and activation)."""
+def _stream_readers(analysis, pruned):
+    """`(readers, constant)`: per scale node, the producers that read its output through per-channel
+    layers (the reader's convolution after its BN and activation); per such producer that a dropped
+    constant input gives a `BorderBias` (`surgery._border_geometry`), which of its input channels
+    are nonzero constants in the masked model."""
+    from kslim.pruning import compensation, surgery  # surgery imports the planner's neighbours
+
     g = analysis.graph
-    total, keys, seen = 0.0, list(g.nodes[index].outputs), set()
-    while keys:
-        for j in g.consumers[keys.pop()]:
-            node = g.nodes[j]
-            if j in seen:
-                continue
-            seen.add(j)
-            if node.role == "producer" and j in costs and widths[j][0][0]:
-                total += costs[j][1] / 2 / len(widths[j][0][0])
-            elif node.role == "per_channel":
-                keys.extend(node.outputs)
-    return total
+    readers = {}
+    for i, node in enumerate(g.nodes):
+        if node.role != "scale":
+            continue
+        found, keys, seen = [], list(node.outputs), set()
+        while keys:
+            for j in g.consumers[keys.pop()]:
+                if j in seen:
+                    continue
+                seen.add(j)
+                if g.nodes[j].role == "producer":
+                    found.append(j)
+                elif g.nodes[j].role == "per_channel":
+                    keys.extend(g.nodes[j].outputs)
+        readers[i] = found
+    bordered = sorted({j for found in readers.values() for j in found
+                       if surgery._border_geometry(g.nodes[j].op) is not None})
+    if not bordered:
+        return readers, {}
+    values = compensation.constants(analysis, pruned, [g.nodes[j].inputs[0] for j in bordered])
+    return readers, {j: values[g.nodes[j].inputs[0]] != 0 for j in bordered}
 
 
 def _latency_search(analysis, scores, budget):
@@ -336,12 +364,11 @@ def _latency_search(analysis, scores, budget):
 
     model = analysis.graph.model
     meter = LatencyMeter(model, threads=budget.latency_threads)
-    floors, target = budget.floors, budget.latency_target
-    sliceable = budget.selections == "sliceable"
+    target = budget.latency_target
 
     def cost(ratio):
         chosen, t = ratio_cut(scores, analysis.size, ratio)
-        pruned = _settle(analysis, chosen, floors, sliceable)
+        pruned = _settle(analysis, chosen, budget)
         candidate = make_plan(model, analysis, pruned, {"ratio": ratio}, t)
         return meter.fraction(candidate, lambda: surgery.rebuild(model, analysis, candidate, pruned)), (chosen, t)
 
@@ -389,15 +416,16 @@ def _warn_degenerate(plan, min_channels):
         )
 
 
-def _search(analysis, scores, kind, target, floors, sliceable=False):
-    """Bisects the ratio whose plan has the largest cost not above the target."""
+def _search(analysis, scores, budget):
+    """Bisects the ratio whose plan has the largest cost (FLOPs or parameters) not above the budget's target."""
+    kind, target = budget.kind, budget.value
     which = 1 if kind == "flops_target" else 0
     full = analysis.cost(set())[which]
     goal = target * full if target <= 1 else target
 
     def cost(ratio):
         pruned, t = ratio_cut(scores, analysis.size, ratio)
-        return analysis.cost(_settle(analysis, pruned, floors, sliceable))[which], (pruned, t)
+        return analysis.cost(_settle(analysis, pruned, budget))[which], (pruned, t)
 
     if full <= goal:
         return set(), 0.0

@@ -68,6 +68,12 @@ def test_budget_checks_every_field_and_names_it():
         Budget(ratio=0.5, min_channels=0)
     with pytest.raises(ValueError, match=r"max_layer_ratio=0.0 must be in \(0, 1\]"):
         Budget(ratio=0.5, max_layer_ratio=0)
+    assert Budget(ratio=0.5, selections="sliceable", quantize="int8").quantize == "int8"
+    with pytest.raises(ValueError, match=r"quantize='int4' is not supported; use one of \(None, 'float16'"):
+        Budget(ratio=0.5, quantize="int4")
+    with pytest.raises(ValueError, match=r"quantize='int8' cannot be combined with latency_target: latency budgets "
+                                         r"time float32 files"):
+        Budget(latency_target=0.5, quantize="int8")
 
 
 def test_plan_and_prune_take_a_budget_object():

@@ -132,3 +132,69 @@ def test_sliceable_keeps_a_selection_only_where_the_measured_cost_model_says_it_
     slim = kslim.prune(model, plan=sliceable)
     x = inputs(model)
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+
+
+def _one_reader(beta):
+    """A 32-channel stem read by a 3x3 convolution to 8 channels through a BN whose channels 8-23
+    have gamma 0 and the given beta (a constant of `beta` after the ReLU) and by the output."""
+    inp = keras.Input((16, 16, 3))
+    stream = L.Conv2D(32, 3, padding="same", name="stem")(inp)
+    y = L.ReLU(name="mid_relu")(L.BatchNormalization(name="mid_bn")(stream))
+    y = L.Conv2D(8, 3, padding="same", name="mid")(y)
+    heads = [L.GlobalAveragePooling2D(name=f"{n}_gap")(t) for n, t in (("mid", y), ("stem", stream))]
+    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(heads)))
+    gamma, b, mean, var = model.get_layer("mid_bn").get_weights()
+    gamma[:] = 1.0
+    gamma[8:24] = 0.0
+    b[8:24] = beta
+    model.get_layer("mid_bn").set_weights([gamma, b, mean, var])
+    return model
+
+
+def test_an_int8_plan_and_export_judge_selections_by_the_int8_cost_model(tmp_path):
+    from kslim.deploy.ops import list_ops
+    from kslim.pruning.budget import slice_saving
+
+    # Dropping 16 of 32 channels before a 3x3 convolution to 8 at 16x16 saves ~295k multiply-
+    # accumulates: more than one slice costs in float32, less in int8, where a multiply-
+    # accumulate saved is worth 2.4x less (benchmarks/selection_cost.py --quantize int8).
+    model = _one_reader(beta=0.0)
+    macs, elements = 16 * 16 * 9 * 8 * 16, 16 * 16 * 16
+    assert slice_saving(macs, 1, elements) > 0 > slice_saving(macs, 1, elements, quantize="int8")
+    assert slice_saving(macs, 1, elements, quantize="float16") == slice_saving(macs, 1, elements)
+    float32 = kslim.plan(model, threshold=1e-8, selections="sliceable")
+    int8 = kslim.plan(model, threshold=1e-8, selections="sliceable", quantize="int8")
+    assert len(runs(float32.layers["mid_bn"]["select"])) == 1
+    assert "mid_bn" not in int8.layers or int8.layers["mid_bn"]["select"] is None
+    assert any("selections='sliceable'" in reason for reason in int8.kept_reasons)
+    assert int8.flops[1] > float32.flops[1]
+    # Exported, the float32 plan's selection is sliced in a float32 file and folded in an int8 one.
+    slim = kslim.prune(model, plan=float32)
+    x = np.asarray(inputs(model, n=64))
+    report = kslim.export(slim, tmp_path / "f32.tflite")
+    assert report.selections == {"sliced": 1, "folded": 0, "gathered": 0}
+    report = kslim.export(slim, tmp_path / "int8.tflite", quantize="int8", representative_data=x)
+    assert report.selections == {"sliced": 0, "folded": 1, "gathered": 0}
+    assert not {"GATHER", "STRIDED_SLICE"} & set(list_ops(report.path))
+
+
+def test_sliceable_charges_the_border_image_of_dropped_constant_channels(monkeypatch):
+    from kslim.pruning import budget
+
+    # Dropped channels with beta 0.5 stay a constant 0.5 after the ReLU: the zero-padded 3x3 reader
+    # gets a BorderBias (one image added per call), which a selection with beta 0 does not need.
+    # With the border made costly, only the constant channels' selection is refused.
+    for beta, border in ((0.5, 1), (0.0, 0)):
+        slim = kslim.prune(_one_reader(beta), threshold=1e-8)
+        assert sum(isinstance(layer, kslim.layers.BorderBias) for layer in slim.layers) == border
+    cost = {mode: dict(c) for mode, c in budget.SLICE_COST.items()}
+    cost["float32"]["per_border_element"] = 1.0
+    monkeypatch.setattr(budget, "SLICE_COST", cost)
+    for beta, kept in ((0.5, True), (0.0, False)):
+        model = _one_reader(beta)
+        plan = kslim.plan(model, threshold=1e-8, selections="sliceable")
+        restored = "mid_bn" not in plan.layers or plan.layers["mid_bn"]["select"] is None
+        assert restored == kept, (beta, plan.layers.get("mid_bn"))
+        slim = kslim.prune(model, plan=plan)
+        x = inputs(model)
+        assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
