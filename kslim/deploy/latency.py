@@ -17,7 +17,8 @@ LiteRT version and the CPU, not the weight values) in memory and in a JSON file 
 model, or `kslim.prune` after `kslim.plan`, measures nothing again.
 
 `channel_tile` measures the channel multiple XNNPACK's convolutions run in on
-this CPU, for `round_to`: the channels inside a tile cost no time.
+this CPU; latency-budgeted plans round pruned widths up to it by default, since
+the channels inside a tile cost no time.
 """
 
 import functools
@@ -118,10 +119,9 @@ def channel_tile(threads=1, tolerance=0.05, rounds=40, block=5):
     convolution of a 16x16x64 input to each of 12 to 64 output channels,
     interleaved, and returns the largest of `TILE_CANDIDATES` to which
     rounding every probed width up costs at most `tolerance` of its time, or
-    1 when none does. Pass it as `round_to` to keep the channels up to the
-    multiple, which cost nothing on their own layer (they still cost their
-    readers, so it is not the default: on DenseNet-40 a latency plan rounded
-    to 16 could not reach 0.5). Cached like the latency measurements, by CPU, thread count and
+    1 when none does. Latency-budgeted plans use it as their default
+    `round_to`: the channels up to the multiple cost nothing, so they are
+    kept. Cached like the latency measurements, by CPU, thread count and
     LiteRT version.
 
     Args:

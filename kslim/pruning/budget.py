@@ -56,7 +56,9 @@ class Budget:
         min_channels: int >= 1, the fewest channels any layer keeps.
         round_to: int >= 1, round each pruned layer's output width up to a
             multiple (layers no wider than it are not rounded, nor a stream
-            reader's selection).
+            reader's selection); None (default): 1, or with `latency_target`
+            the channel multiple measured on this CPU
+            (`kslim.deploy.channel_tile`).
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
@@ -91,7 +93,7 @@ class Budget:
     flops_target: float = None
     params_target: float = None
     min_channels: int = 1
-    round_to: int = 1
+    round_to: int = None
     max_layer_ratio: float = None
     exclude: tuple = ()
     latency_target: float = None
@@ -118,7 +120,8 @@ class Budget:
         kind = given[0]
         object.__setattr__(self, kind, check_number(kind, getattr(self, kind), **checks[kind]))
         object.__setattr__(self, "min_channels", check_int("min_channels", self.min_channels))
-        object.__setattr__(self, "round_to", check_int("round_to", self.round_to))
+        round_to = 1 if self.round_to is None and kind != "latency_target" else self.round_to
+        object.__setattr__(self, "round_to", check_int("round_to", round_to, allow_none=True))  # None: measured
         object.__setattr__(self, "max_layer_ratio", check_number(
             "max_layer_ratio", self.max_layer_ratio, low=0, high=1, low_open=True, allow_none=True
         ))
@@ -154,7 +157,7 @@ class Budget:
     def floors(self):
         """The per-layer limits, as keyword arguments of `Analysis.apply_floors`."""
         return dict(
-            min_channels=self.min_channels, round_to=self.round_to,
+            min_channels=self.min_channels, round_to=self.round_to or 1,
             max_layer_ratio=self.max_layer_ratio,
         )
 

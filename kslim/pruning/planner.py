@@ -1,5 +1,6 @@
 """`kslim.plan`: which channels of which layers go, as data you can print, save and re-apply."""
 
+import dataclasses
 import json
 import math
 import warnings
@@ -153,7 +154,7 @@ def plan(
     flops_target=None,
     params_target=None,
     min_channels=1,
-    round_to=1,
+    round_to=None,
     max_layer_ratio=None,
     exclude=(),
     budget=None,
@@ -189,9 +190,10 @@ def plan(
         round_to: int >= 1, round each pruned layer's output width up to a
             multiple (layers no wider than it are not rounded, nor the part of
             a shared stream a reader selects: a convolution's time follows its
-            output channels in tiles, its input channels one by one). For LiteRT,
-            `kslim.deploy.channel_tile()` measures the multiple XNNPACK's
-            convolutions run in on this CPU.
+            output channels in tiles, its input channels one by one). Default
+            1; with `latency_target`, the multiple XNNPACK's convolutions run
+            in on this CPU (`kslim.deploy.channel_tile`, measured once and
+            cached), whose channels cost no time.
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
@@ -242,7 +244,7 @@ def make_budget(budget, ratio, threshold, flops_target, params_target, min_chann
                  params_target=params_target, max_layer_ratio=max_layer_ratio,
                  latency_target=latency_target, selections=selections, quantize=quantize)
     extra = [k for k, v in given.items() if v is not None]
-    extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, 1),
+    extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, None),
                                 ("latency_threads", latency_threads, 1),
                                 ("exclude", tuple(exclude or ()), ())) if v != d]
     if extra:
@@ -258,6 +260,10 @@ def decide(analysis, budget):
         from kslim.sparsity.factors import how_to_add_factors  # sparsity imports pruning
 
         raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
+    if budget.round_to is None:  # a latency budget: round to the channel tile measured on this CPU
+        from kslim.deploy.latency import channel_tile  # deploy imports pruning
+
+        budget = dataclasses.replace(budget, round_to=channel_tile(budget.latency_threads))
     kind, value, floors = budget.kind, budget.value, budget.floors
     if kind == "ratio":
         pruned, t = ratio_cut(scores, analysis.size, value)

@@ -15,7 +15,7 @@ def prune(
     params_target=None,
     plan=None,
     min_channels=1,
-    round_to=1,
+    round_to=None,
     max_layer_ratio=None,
     exclude=(),
     compensate=True,

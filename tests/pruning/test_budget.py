@@ -50,7 +50,8 @@ def test_sparsity_monitor_threshold_is_what_plan_cuts_at():
 def test_budget_checks_every_field_and_names_it():
     assert Budget(ratio=0.5).kind == "ratio" and Budget(ratio=0.5).value == 0.5
     assert Budget(flops_target=0.5, round_to=8, exclude="fc1").exclude == ("fc1",)
-    assert Budget(ratio=0.5).round_to == 1 and Budget(latency_target=0.5).round_to == 1
+    # round_to: 1 by default; a latency budget leaves it to the channel multiple measured when planning.
+    assert Budget(ratio=0.5).round_to == 1 and Budget(latency_target=0.5).round_to is None
     assert Budget(latency_target=0.5, round_to=4).round_to == 4
     with pytest.raises(ValueError, match=r"round_to=0 must be an integer >= 1"):
         Budget(latency_target=0.5, round_to=0)
