@@ -5,7 +5,9 @@ zoo, pruned at the paper's ratios (70% / 40% / 40% of all channels), and for
 keras.applications ResNet50V2 and DenseNet121 (pre-activation and dense
 streams; weights=None, 96x96 input, 40%), this script reports for the
 baseline and each pruned variant (`pruned`: the paper's channel selections;
-`sliceable`: `selections="sliceable"`; float32 and int8): trainable parameters
+`sliceable`: `selections="sliceable"`; `tiled`: that with
+`round_to=kslim.deploy.channel_tile()`; float32 and int8, the int8 plans made
+with `quantize="int8"`): trainable parameters
 (as the paper counts them; `kslim.profile(m).trainable_params`), FLOPs
 (2 x MACs), float32 TFLite file size, single-image latency with the LiteRT
 interpreter (XNNPACK, its default CPU delegate) at 1 and 2 threads (median,
@@ -316,17 +318,29 @@ def run_model(name, args, workdir):
     record["pruned_vs_masked_rel_diff"] = _masked_difference(model, slim, plan, x)
     record["channel_selections"] = sum(isinstance(l, kslim.layers.ChannelSelect) for l in slim.layers)
 
-    # The default path (every reader's selection, as the paper prunes) and, where the model has
-    # selections, selections="sliceable" (readers whose selection LiteRT would run over the whole
-    # stream keep their whole input). Each float32, and int8 for the baseline and the last of them.
+    # The default path (every reader's selection, as the paper prunes); where the model has selections,
+    # selections="sliceable" (readers whose selection LiteRT would run over the whole stream, or whose
+    # slices cost more than they save, keep their whole input); and `tiled`, sliceable with every
+    # pruned width rounded up to the channel tile XNNPACK's convolutions run in on this CPU. Each
+    # float32, and int8 for the baseline and the last two, the int8 ones planned with quantize="int8".
+    tile = kslim.deploy.channel_tile(1)
+    record["tile"] = tile
     variants = {"baseline": (model, None), "pruned": (slim, None)}
+    plans = {}
     if record["channel_selections"]:
-        plan_s = kslim.plan(model, ratio=RATIOS[name], selections="sliceable")
-        variants["sliceable"] = (kslim.prune(model, plan=plan_s), None)
-        record["sliceable_channels_pruned"] = plan_s.factors[1]
+        plans["sliceable"] = dict(selections="sliceable")
+    plans["tiled"] = dict(selections="sliceable", round_to=tile)
+    for tag, kw in plans.items():
+        p = kslim.plan(model, ratio=RATIOS[name], **kw)
+        variants[tag] = (kslim.prune(model, plan=p), None)
+        record[f"{tag}_channels_pruned"] = p.factors[1]
     variants["baseline int8"] = (model, "int8")
-    last = "sliceable" if "sliceable" in variants else "pruned"
-    variants[f"{last} int8"] = (variants[last][0], "int8")
+    first = "sliceable" if "sliceable" in plans else "pruned"
+    variants[f"{first} int8"] = (variants[first][0], "int8")
+    for tag, kw in plans.items():
+        p = kslim.plan(model, ratio=RATIOS[name], quantize="int8", **kw)
+        variants[f"{tag} int8"] = (kslim.prune(model, plan=p), "int8")
+        record[f"{tag}_int8_channels_pruned"] = p.factors[1]
     calibration = np.random.default_rng(2).standard_normal((200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     record["variants"] = {}
     for tag, (m, quantize) in variants.items():
@@ -435,12 +449,23 @@ def _notes(name, record):
     if "sliceable" in variants:
         sl = variants["sliceable"]
         notes.append(
-            f"`sliceable` (`selections=\"sliceable\"`, as latency-budgeted plans prune, here with `round_to=1`) keeps the whole input of "
+            f"`sliceable` (`selections=\"sliceable\"`, as latency-budgeted plans prune, here with `round_to=1`; `tiled` rounds to the tile as they do by default) keeps the whole input of "
             f"each reader whose selection would be folded or, by the measured cost model "
             f"(`benchmarks/selection_cost.py`), would cost more as slices than it saves: {record['sliceable_channels_pruned']} channels pruned "
             f"instead of {record['channels']['pruned']}, {(sl.get('selections') or {}).get('folded', 0)} selections "
             f"folded, {sl.get('xnnpack_partitions')} partition(s); its FLOPs are the ones the file runs, "
             f"{sl['flops_reduction']:.2f}x fewer than the baseline's.")
+        if "sliceable int8" in variants and "sliceable_int8_channels_pruned" in record:
+            notes.append(
+                f"`sliceable int8` is planned with `quantize=\"int8\"` (the int8 cost model, where slices save less): "
+                f"{record['sliceable_int8_channels_pruned']} channels pruned.")
+    if "tiled" in variants and "tile" in record:
+        notes.append(
+            f"`tiled` is `sliceable` with `round_to=kslim.deploy.channel_tile()` ({record['tile']} here): every pruned "
+            f"width wider than {record['tile']} is rounded up to a multiple of it, the output channels XNNPACK computes "
+            f"at once on this CPU: {record['tiled_channels_pruned']} channels pruned "
+            f"({record.get('tiled_int8_channels_pruned', '-')} for `tiled int8`), "
+            f"{variants['tiled']['flops_reduction']:.2f}x fewer FLOPs.")
     no_x = pruned["speedup"].get("1_no_xnnpack")
     if no_x:
         notes.append(
@@ -568,8 +593,10 @@ def write_markdown(path, data):
         "LiteRT interpreter with XNNPACK; latency median [p10, p90] of "
         f"{data['args']['runs']} invokes per model and thread count, all variants of a model interleaved. "
         "Variants: `pruned` is `kslim.prune(model, ratio=r)` (every reader of a shared stream selects its "
-        "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`; int8 variants "
-        "are timed against the int8 baseline. ResNet50V2 and DenseNet121 are keras.applications models "
+        "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`, `tiled` that "
+        "with `round_to=kslim.deploy.channel_tile()` (the output-channel tile XNNPACK's convolutions run in on this "
+        "CPU); int8 variants are timed against the int8 baseline, and `sliceable int8` / `tiled int8` are planned "
+        "with `quantize=\"int8\"`. ResNet50V2 and DenseNet121 are keras.applications models "
         f"(weights=None, {APPLICATION_INPUT[0]}x{APPLICATION_INPUT[1]} input, 10 classes). "
         "Params are trainable parameters (as in the paper; BN moving statistics excluded). "
         "Speed-up: median over interleaved rounds of median(baseline) / median(pruned), [p10, p90] of those "
