@@ -102,6 +102,24 @@ def _random_batch_norms(model, rng):
                                rng.uniform(-0.5, 0.5, beta.shape).astype("float32"), mean, var])
 
 
+def _export(model, path, quantize, **kwargs):
+    """`kslim.export` to `path`; int8 calibrated on 50 standard-normal inputs, timed, not scored."""
+    calibration = None
+    if quantize:
+        calibration = np.random.default_rng(2).standard_normal(
+            (50,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    return kslim.export(model, path, overwrite=True, quantize=quantize, representative_data=calibration,
+                        atol=float("inf") if quantize else None, **kwargs)
+
+
+def _time_pair(paths, runs_per_model):
+    """`(us of the first file, us the second saves over it)`: medians of interleaved rounds, paired."""
+    (first, a), (second, b) = paths.items()
+    times = deploy.interleaved_latency({first: (a, 1, True), second: (b, 1, True)}, runs_per_model, block=20)
+    saved = np.median([np.median(x) - np.median(y) for x, y in zip(times[first], times[second])])
+    return float(np.median(np.concatenate(times[first])) * 1e3), float(saved * 1e3)
+
+
 def measure(cell, runs_per_model, workdir, quantize=None):
     side, channels, filters, kernel, k, kept = cell
     select = indices(channels, kept, k)
@@ -111,20 +129,14 @@ def measure(cell, runs_per_model, workdir, quantize=None):
                         ("sliced", block(side, channels, filters, kernel, select, stream=stream))):
         _random_batch_norms(model, np.random.default_rng(0))
         paths[name] = os.path.join(workdir, f"{name}.tflite")
-        calibration = None
-        if quantize:
-            calibration = np.random.default_rng(2).standard_normal(
-                (50,) + tuple(model.inputs[0].shape[1:])).astype("float32")
-        report = kslim.export(model, paths[name], selections="slices", overwrite=True, quantize=quantize,
-                              representative_data=calibration, atol=float("inf") if quantize else None)
+        report = _export(model, paths[name], quantize, selections="slices")
         assert not report.selections or report.selections["sliced"] == 1
-    times = deploy.interleaved_latency({key: (p, 1, True) for key, p in paths.items()}, runs_per_model, block=20)
-    saved_us = float(np.median([np.median(w) - np.median(s) for w, s in zip(times["whole"], times["sliced"])]) * 1e3)
+    whole_us, saved_us = _time_pair(paths, runs_per_model)
     macs_saved = side * side * kernel * kernel * filters * (channels - len(select))
     return {"side": side, "channels": channels, "filters": filters, "kernel": kernel, "runs": k,
             "kept": len(select), "macs_saved": macs_saved, "elements": side * side * len(select),
             "dropped": side * side * (channels - len(select)),
-            "whole_us": float(np.median(np.concatenate(times["whole"])) * 1e3), "saved_us": saved_us}
+            "whole_us": whole_us, "saved_us": saved_us}
 
 
 # (positions per side, input channels, output channels) of 3x3 readers that get a BorderBias.
@@ -143,15 +155,10 @@ def border_cost(side, channels, filters, runs_per_model, workdir, quantize=None)
             border.set_weights([np.random.default_rng(0).uniform(-0.1, 0.1, (3, 3, 1, filters)).astype("float32")])
         model = keras.Model(inp, L.Concatenate()([inp, x]))
         paths[name] = os.path.join(workdir, f"{name}.tflite")
-        calibration = None
-        if quantize:
-            calibration = np.random.default_rng(2).standard_normal((50, side, side, channels)).astype("float32")
-        kslim.export(model, paths[name], overwrite=True, quantize=quantize, representative_data=calibration,
-                     atol=float("inf") if quantize else None)
-    times = deploy.interleaved_latency({key: (p, 1, True) for key, p in paths.items()}, runs_per_model, block=20)
-    cost_us = float(np.median([np.median(b) - np.median(p) for p, b in zip(times["plain"], times["border"])]) * 1e3)
+        _export(model, paths[name], quantize)
+    plain_us, saved_us = _time_pair(paths, runs_per_model)
     return {"side": side, "channels": channels, "filters": filters, "elements": side * side * filters,
-            "plain_us": float(np.median(np.concatenate(times["plain"])) * 1e3), "cost_us": cost_us}
+            "plain_us": plain_us, "cost_us": -saved_us}
 
 
 def design(rows):

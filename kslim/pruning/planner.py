@@ -265,37 +265,40 @@ def decide(analysis, budget):
 
         budget = dataclasses.replace(budget, round_to=channel_tile(budget.latency_threads))
     kind, value, floors = budget.kind, budget.value, budget.floors
+    streams = _stream_readers(analysis) if budget.selections == "sliceable" else None
     if kind == "ratio":
         pruned, t = ratio_cut(scores, analysis.size, value)
     elif kind == "threshold":
         t = float(value)
         pruned = {r for r, s in scores.items() if s < t}
     elif kind == "latency_target":
-        pruned, t = _latency_search(analysis, scores, budget)
+        pruned, t = _latency_search(analysis, scores, budget, streams)
     else:
-        pruned, t = _search(analysis, scores, budget)
+        pruned, t = _search(analysis, scores, budget, streams)
     chosen = set(pruned)
     floored = analysis.apply_floors(pruned, **floors)
-    pruned = keep_unsliceable(analysis, floored, budget.quantize) if budget.selections == "sliceable" else floored
+    pruned = keep_unsliceable(analysis, floored, streams, budget.quantize) if streams else floored
     result = make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
                         unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
 
 
-def _settle(analysis, chosen, budget):
+def _settle(analysis, chosen, budget, streams):
     """The groups pruned for the `chosen` ones: after the budget's per-layer floors and, with
-    `selections="sliceable"`, without the readers whose selections would not be sliced."""
+    `selections="sliceable"` (`streams` from `_stream_readers`), without the readers whose selections
+    would not be sliced."""
     pruned = analysis.apply_floors(chosen, **budget.floors)
-    return keep_unsliceable(analysis, pruned, budget.quantize) if budget.selections == "sliceable" else pruned
+    return keep_unsliceable(analysis, pruned, streams, budget.quantize) if streams else pruned
 
 
-def keep_unsliceable(analysis, pruned, quantize=None):
+def keep_unsliceable(analysis, pruned, streams, quantize=None):
     """`pruned` without the groups of every stream reader whose selection does not pay on LiteRT
     (`selections="sliceable"`): more than `SLICE_RUNS` runs of consecutive channels, or fewer whose
     slices, and the `BorderBias` its dropped constant channels give a zero-padded reader, cost more
     time than the narrower convolution saves (`budget.slice_saving`, in a file exported with
-    `quantize`; the border as `kslim.prune`'s default exact compensation adds it).
+    `quantize`; the border as `kslim.prune`'s default exact compensation adds it). `streams` is
+    `_stream_readers(analysis)`, computed once per plan.
 
     LiteRT runs a selection of many runs as a convolution over the whole stream (`kslim.export`
     folds it into zero weights), so keeping those channels costs no time and keeps what they carry.
@@ -304,7 +307,7 @@ def keep_unsliceable(analysis, pruned, quantize=None):
 
     g = analysis.graph
     pruned = set(pruned)
-    readers, constant = _stream_readers(analysis, pruned)
+    readers, constant = streams
     while True:
         widths = analysis.layer_widths(pruned)
         costs = analysis.layer_costs(pruned)
@@ -332,11 +335,12 @@ def keep_unsliceable(analysis, pruned, quantize=None):
         pruned -= restore
 
 
-def _stream_readers(analysis, pruned):
+def _stream_readers(analysis):
     """`(readers, constant)`: per scale node, the producers that read its output through per-channel
     layers (the reader's convolution after its BN and activation); per such producer that a dropped
     constant input gives a `BorderBias` (`surgery._border_geometry`), which of its input channels
-    are nonzero constants in the masked model."""
+    are nonzero constants when pruned. One forward pass with every prunable factor masked: a channel
+    whose own factor is masked is a constant that no other pruning changes (BN gives its beta)."""
     from kslim.pruning import compensation, surgery  # surgery imports the planner's neighbours
 
     g = analysis.graph
@@ -359,11 +363,11 @@ def _stream_readers(analysis, pruned):
                        if surgery._border_geometry(g.nodes[j].op) is not None})
     if not bordered:
         return readers, {}
-    values = compensation.constants(analysis, pruned, [g.nodes[j].inputs[0] for j in bordered])
+    values = compensation.constants(analysis, set(analysis.prunable()), [g.nodes[j].inputs[0] for j in bordered])
     return readers, {j: values[g.nodes[j].inputs[0]] != 0 for j in bordered}
 
 
-def _latency_search(analysis, scores, budget):
+def _latency_search(analysis, scores, budget, streams):
     """Bisects the ratio whose pruned model has the largest measured latency not above the target."""
     from kslim.deploy.latency import LatencyMeter  # deploy imports pruning
     from kslim.pruning import surgery
@@ -374,7 +378,7 @@ def _latency_search(analysis, scores, budget):
 
     def cost(ratio):
         chosen, t = ratio_cut(scores, analysis.size, ratio)
-        pruned = _settle(analysis, chosen, budget)
+        pruned = _settle(analysis, chosen, budget, streams)
         candidate = make_plan(model, analysis, pruned, {"ratio": ratio}, t)
         return meter.fraction(candidate, lambda: surgery.rebuild(model, analysis, candidate, pruned)), (chosen, t)
 
@@ -422,7 +426,7 @@ def _warn_degenerate(plan, min_channels):
         )
 
 
-def _search(analysis, scores, budget):
+def _search(analysis, scores, budget, streams):
     """Bisects the ratio whose plan has the largest cost (FLOPs or parameters) not above the budget's target."""
     kind, target = budget.kind, budget.value
     which = 1 if kind == "flops_target" else 0
@@ -431,7 +435,7 @@ def _search(analysis, scores, budget):
 
     def cost(ratio):
         pruned, t = ratio_cut(scores, analysis.size, ratio)
-        return analysis.cost(_settle(analysis, pruned, budget))[which], (pruned, t)
+        return analysis.cost(_settle(analysis, pruned, budget, streams))[which], (pruned, t)
 
     if full <= goal:
         return set(), 0.0
