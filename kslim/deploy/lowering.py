@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from kslim._internal import keras_api
+from kslim.deploy.depthwise_bn import batch_norms_as_depthwise
 from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect, runs
 from kslim.pruning import config_edit
@@ -55,22 +56,24 @@ def lowered(model, mode="auto", quantize=None):
         folded) and `{"sliced": n, "folded": m, "gathered": k}`.
     """
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
-    if mode == "gather":
-        with _constant_borders(model):
-            yield model, {"sliced": 0, "folded": 0, "gathered": len(selects)}
-        return
-    max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
-    many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
     nested = nesting.has_nested(model)
-    if mode == "auto" and len(many) < len(selects) and not nested:
-        g = Graph(model)
-        many |= {node.op.name for node in g.nodes
-                 if isinstance(node.op, ChannelSelect) and node.op.name not in many and not _slice_pays(g, node, quantize)}
     target = model
-    if many and not nested:
-        foldable = {name for name in many if _foldable(model, name)}
+    if mode != "gather":
+        max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
+        many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
+        if mode == "auto" and len(many) < len(selects) and not nested:
+            g = Graph(model)
+            many |= {node.op.name for node in g.nodes if isinstance(node.op, ChannelSelect)
+                     and node.op.name not in many and not _slice_pays(g, node, quantize)}
+        foldable = {name for name in many if _foldable(model, name)} if many and not nested else set()
         if foldable:
             target = fold_selections(model, only=foldable)
+    if not nested:
+        target = batch_norms_as_depthwise(target)
+    if mode == "gather":
+        with _constant_borders(target):
+            yield target, {"sliced": 0, "folded": 0, "gathered": len(selects)}
+        return
     remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
     try:
         for layer in remaining:

@@ -357,3 +357,37 @@ def test_fold_selections_removes_every_gather_and_keeps_the_outputs():
         x = inputs(model)
         assert rel_err(slim(x, training=False), wide(x, training=False)) <= 1e-5, name
         assert kslim.profile(wide).params > kslim.profile(slim).params
+
+
+@pytest.mark.parametrize("name", ["preact_resnet", "densenet", "pruned_preact_resnet"])
+def test_stream_batch_norms_export_as_one_depthwise_pass(tmp_path, name):
+    # A BN that reads a stream (not a convolution's only output) converts to a MUL and an ADD, and
+    # XNNPACK runs the ReLU after it as a third pass; kslim.export writes it as one 1x1 depthwise
+    # convolution with the ReLU fused. A BN right after a convolution is still folded into it.
+    from kslim.deploy.depthwise_bn import batch_norms_as_depthwise, unfolded_batch_norms
+    from kslim.testing import archs
+    from kslim.testing.exactness import inputs, rel_err, sparsify
+
+    model = sparsify(archs.ALL[name.replace("pruned_", "")](), beta_zero=False)
+    if name.startswith("pruned_"):  # a ChannelSelect before each pruned stream BN
+        model = kslim.prune(model, threshold=1e-6)
+        assert any(isinstance(layer, kslim.layers.ChannelSelect) for layer in model.layers)
+    found = unfolded_batch_norms(model)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # The BNs that alone read a convolution's output stay folded into it.
+    source = {layer.name: [t._keras_history[0] for t in layer._inbound_nodes[0].input_tensors]
+              for layer in model.layers if layer._inbound_nodes}
+    readers = {name: sum(1 for ins in source.values() for op in ins if op.name == name) for name in source}
+    after_conv = {bn.name for bn in bns
+                  if isinstance(source[bn.name][0], keras.layers.Conv2D) and readers[source[bn.name][0].name] == 1}
+    assert found and set(found) == {bn.name for bn in bns} - after_conv, found
+    assert after_conv or name == "densenet"  # a dense block's BNs all read concatenations
+    assert all(relu == bn.replace("bn", "relu") for bn, relu in found.items()), found
+    x = np.asarray(inputs(model))
+    y = keras.ops.convert_to_numpy(model(x, training=False))
+    assert rel_err(y, batch_norms_as_depthwise(model)(x, training=False)) <= 1e-5
+    report = kslim.export(model, tmp_path / f"{name}.tflite", selections="slices")
+    ops = list_ops(report.path)
+    assert "DEPTHWISE_CONV_2D" in ops and "MUL" not in ops, ops
+    assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
+    assert [type(layer) for layer in model.layers].count(keras.layers.BatchNormalization) == len(bns)  # unchanged
