@@ -103,29 +103,32 @@ def _cpu():
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-TILE_CANDIDATES = (32, 16, 8)
-_PROBE_WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64)
+TILE_CANDIDATES = (64, 32, 16, 8)
+_PROBE_WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64, 72, 80, 96, 112, 128)
 _PROBE_INPUT = (16, 16, 64)
 
 
-def channel_tile(threads=1, tolerance=0.05, rounds=40, block=5):
-    """The channel multiple XNNPACK's float32 convolutions run in on this CPU, measured once and cached.
+def channel_tile(threads=1, quantize=None, tolerance=0.05, rounds=40, block=5):
+    """The channel multiple XNNPACK's convolutions run in on this CPU, measured once and cached.
 
     XNNPACK computes a convolution's output channels in tiles (of 8, 16 or 32
-    floats, depending on the CPU's vector units), so pruning a layer to a
-    width that is not a multiple saves nothing within the tile and can even
-    cost time: on an AVX-512 server a 3x3 convolution to 24 channels took 1.18x
-    as long as one to 32 (`benchmarks/round_to.py`). This times a 3x3
-    convolution of a 16x16x64 input to each of 12 to 64 output channels,
-    interleaved, and returns the largest of `TILE_CANDIDATES` to which
-    rounding every probed width up costs at most `tolerance` of its time, or
-    1 when none does. Latency-budgeted plans use it as their default
-    `round_to`: the channels up to the multiple cost nothing, so they are
-    kept. Cached like the latency measurements, by CPU, thread count and
+    floats, depending on the CPU's vector units; int8 kernels have tiles of
+    their own), so pruning a layer to a width that is not a multiple saves
+    nothing within the tile and can even cost time: on an AVX-512 server a 3x3
+    convolution to 24 channels took 1.18x as long as one to 32
+    (`benchmarks/round_to.py`). This times a 3x3 convolution of a 16x16x64
+    input to each of 12 to 128 output channels, interleaved, in a file
+    quantized as `kslim.export(quantize=...)` writes it, and returns the
+    largest of `TILE_CANDIDATES` to which rounding every probed width up
+    costs at most `tolerance` of its time, or 1 when none does.
+    Latency-budgeted plans use the float32 tile as their default `round_to`:
+    the channels up to the multiple cost nothing, so they are kept. Cached
+    like the latency measurements, by CPU, thread count, quantization and
     LiteRT version.
 
     Args:
         threads: int, interpreter threads.
+        quantize: None (float32) or one of `kslim.export`'s other modes.
         tolerance: float, the share of a width's time that rounding it up may add.
         rounds, block: interleaved rounds and invokes per width and round.
 
@@ -135,8 +138,10 @@ def channel_tile(threads=1, tolerance=0.05, rounds=40, block=5):
     Raises:
         ImportError: without `ai-edge-litert`.
     """
-    key = "channel_tile:" + json.dumps([_cpu(), int(threads), _runtime_version(), float(tolerance)])
-    return _cached(_TILES, key, lambda: choose_tile(probe_times(threads, rounds, block), tolerance))
+    key = "channel_tile:" + json.dumps([_cpu(), int(threads), _runtime_version(), float(tolerance)]
+                                       + ([quantize] if quantize else []))
+    return _cached(_TILES, key, lambda: choose_tile(
+        probe_times(threads, rounds, block, quantize=quantize), tolerance))
 
 
 def choose_tile(times, tolerance=0.05):

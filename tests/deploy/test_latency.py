@@ -72,6 +72,8 @@ def test_the_channel_tile_is_measured_once_per_cpu_and_cached(cache, monkeypatch
 
     monkeypatch.setattr(latency, "probe_times", no_probe)
     assert latency.channel_tile() == tile
+    with pytest.raises(AssertionError, match="measured again"):  # int8 files have a tile of their own
+        latency.channel_tile(quantize="int8")
 
 
 def test_the_tile_is_the_largest_multiple_that_rounding_up_to_costs_no_time():
@@ -84,6 +86,8 @@ def test_the_tile_is_the_largest_multiple_that_rounding_up_to_costs_no_time():
     assert latency.choose_tile({w: float(math.ceil(w / 8)) for w in widths}) == 8
     assert latency.choose_tile({w: float(w) for w in widths}) == 1  # every channel costs: no rounding
     assert latency.choose_tile({w: float(math.ceil(w / 32)) for w in widths}) == 32
+    # int8 kernels on an AMX/VNNI CPU: every width up to 64 costs the same, 72..128 twice that.
+    assert latency.choose_tile({w: float(math.ceil(w / 64)) for w in latency._PROBE_WIDTHS}) == 64
 
 
 def test_an_unreachable_latency_target_says_what_was_measured(cache):
