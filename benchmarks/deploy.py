@@ -103,6 +103,8 @@ import numpy as np  # noqa: E402
 
 import _common  # noqa: E402
 import kslim  # noqa: E402
+from kslim.deploy.convert import _tflite_bytes  # noqa: E402
+from kslim.deploy.depthwise_bn import unfolded_batch_norms  # noqa: E402
 from kslim.pruning.graph import Graph  # noqa: E402
 from kslim.sparsity.factors import scaling_factors  # noqa: E402
 
@@ -322,9 +324,10 @@ def run_model(name, args, workdir):
     # selections="sliceable" (readers whose selection LiteRT would run over the whole stream, or whose
     # slices cost more than they save, keep their whole input); and `tiled`, sliceable with every
     # pruned width rounded up to the channel tile XNNPACK's convolutions run in on this CPU. Each
-    # float32, and int8 for the baseline and the last two, the int8 ones planned with quantize="int8".
-    tile = kslim.deploy.channel_tile(1)
-    record["tile"] = tile
+    # float32, and int8 for the baseline and the last two, the int8 ones planned with quantize="int8"
+    # (and rounded to the int8 tile).
+    tile, tile_int8 = kslim.deploy.channel_tile(1), kslim.deploy.channel_tile(1, quantize="int8")
+    record["tile"], record["tile_int8"] = tile, tile_int8
     variants = {"baseline": (model, None), "pruned": (slim, None)}
     plans = {}
     if record["channel_selections"]:
@@ -338,6 +341,7 @@ def run_model(name, args, workdir):
     first = "sliceable" if "sliceable" in plans else "pruned"
     variants[f"{first} int8"] = (variants[first][0], "int8")
     for tag, kw in plans.items():
+        kw = dict(kw, round_to=tile_int8) if "round_to" in kw else kw
         p = kslim.plan(model, ratio=RATIOS[name], quantize="int8", **kw)
         variants[f"{tag} int8"] = (kslim.prune(model, plan=p), "int8")
         record[f"{tag}_int8_channels_pruned"] = p.factors[1]
@@ -366,9 +370,19 @@ def run_model(name, args, workdir):
         print(f"  {tag:17s} exported in {export_s:5.1f} s, {report.size_bytes / 2**20:6.2f} MiB, "
               f"params {profile.trainable_params:,}, FLOPs {profile.flops:,}, memory {measured.memory_bytes / 2**20:.1f} MiB",
               flush=True)
+    # Diagnostic: the baseline converted as it is, each stream BN a MUL and an ADD (and XNNPACK's ReLU
+    # pass), against kslim.export's file, where each is one 1x1 depthwise convolution.
+    plain = None
+    if not args.quick:
+        plain = os.path.join(workdir, f"{name}_plain.tflite")
+        with open(plain, "wb") as f:
+            f.write(_tflite_bytes(model, None, None))
+        record["bn_as_depthwise"] = {"batch_norms": len(unfolded_batch_norms(model))}
     keras.backend.clear_session()
 
     configs = {}
+    if plain:
+        configs[("plain", 1, True)] = (plain, 1, True)
     for tag, v in record["variants"].items():
         for threads in (1, 2):
             configs[(tag, threads, True)] = (v["path"], threads, True)
@@ -377,6 +391,9 @@ def run_model(name, args, workdir):
     start = time.perf_counter()
     times = interleaved_latency(configs, args.runs, args.block, seed=args.seed)
     record["timings_s"]["latency"] = time.perf_counter() - start
+    if plain:
+        rounds = times.pop(("plain", 1, True))
+        record["bn_as_depthwise"].update(plain_ms=_stats(rounds), **_speedup(rounds, times[("baseline", 1, True)]))
     for (tag, threads, xnnpack), rounds in times.items():
         key = f"{threads}" if xnnpack else f"{threads}_no_xnnpack"
         record["variants"][tag].setdefault("latency_ms", {})[key] = _stats(rounds)
@@ -464,8 +481,18 @@ def _notes(name, record):
             f"`tiled` is `sliceable` with `round_to=kslim.deploy.channel_tile()` ({record['tile']} here): every pruned "
             f"width wider than {record['tile']} is rounded up to a multiple of it, the output channels XNNPACK computes "
             f"at once on this CPU: {record['tiled_channels_pruned']} channels pruned "
-            f"({record.get('tiled_int8_channels_pruned', '-')} for `tiled int8`), "
-            f"{variants['tiled']['flops_reduction']:.2f}x fewer FLOPs.")
+            f"({record.get('tiled_int8_channels_pruned', '-')} for `tiled int8`"
+            + (f", rounded to the int8 tile `channel_tile(quantize=\"int8\")`, {record['tile_int8']} here"
+               if "tile_int8" in record else "")
+            + f"), {variants['tiled']['flops_reduction']:.2f}x fewer FLOPs.")
+    depthwise = record.get("bn_as_depthwise")
+    if depthwise and depthwise["batch_norms"]:
+        notes.append(
+            f"`kslim.export` writes each of the {depthwise['batch_norms']} BNs that read a stream (not a "
+            "convolution's only output, so the converter cannot fold them) as one 1x1 depthwise convolution with "
+            "its ReLU fused, instead of a MUL, an ADD and XNNPACK's separate ReLU pass: the baseline file runs "
+            f"{depthwise['speedup']:.2f}x [{depthwise['paired_p10']:.2f}, {depthwise['paired_p90']:.2f}] as fast as "
+            f"the plain conversion ({depthwise['plain_ms']['median']:.2f} ms, 1 thread); every variant gets it.")
     no_x = pruned["speedup"].get("1_no_xnnpack")
     if no_x:
         notes.append(
