@@ -85,11 +85,13 @@ def export(
         int8_io: bool, int8 inputs and outputs for `quantize="int8"`.
         overwrite: bool, replace an existing `path`.
         selections: how a TFLite file holds the model's `ChannelSelect`
-            layers: `"auto"` (static slices for a selection of at most 4
-            runs of consecutive channels whose narrower convolution saves
-            more than the slices cost by the measured cost model
-            `kslim.pruning.budget.slice_saving`, int8's when `quantize` is
-            "int8"; folded into zero weights otherwise),
+            layers: `"auto"` (whichever the measured cost model
+            `kslim.pruning.budget.selection_lowering`, int8's when
+            `quantize` is "int8", predicts fastest: a static slice per run
+            of consecutive channels, at most 4; one slice over the span
+            from the first kept channel to the last, zero weights for the
+            dropped ones inside it; or zero weights for every dropped
+            channel, the reader convolving the whole stream),
             `"slices"`, `"fold"` or `"gather"` (one TFLite GATHER each).
 
     Returns:
@@ -279,8 +281,10 @@ class ExportReport:
         agreement: float or None, the fraction of inputs on which both models
             predict the same class (class-score outputs only).
         selections: dict or None, for a TFLite file of a model with channel
-            selections: how many were written as slices (`"sliced"`), folded
-            into zero weights (`"folded"`) or as GATHERs (`"gathered"`).
+            selections: how many were written as slices of their runs
+            (`"sliced"`), as one slice over their span with zero weights for
+            the dropped channels inside it (`"spanned"`), folded into zero
+            weights (`"folded"`) or as GATHERs (`"gathered"`).
 
     Example:
 
@@ -325,6 +329,7 @@ class ExportReport:
         if self.selections:
             counts = self.selections
             text = f"{counts['sliced']} as slices, {counts['folded']} folded into zero weights"
+            text += f", {counts['spanned']} as one slice over their span" if counts.get("spanned") else ""
             text += f", {counts['gathered']} as GATHER" if counts.get("gathered") else " (no GATHER)"
             lines.append(f"  selections      {text}")
         lines.append(

@@ -20,16 +20,13 @@ import numpy as np
 from kslim._internal import keras_api
 from kslim.deploy.depthwise_bn import batch_norms_as_depthwise
 from kslim.layers.border_bias import BorderBias
-from kslim.layers.channel_select import ChannelSelect, runs
+from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning import config_edit
 from kslim.pruning import nesting
 from kslim.pruning.analysis import layer_flops
-from kslim.pruning.budget import slice_saving
+from kslim.pruning.budget import selection_lowering
 from kslim.pruning.graph import Graph
 from kslim.pruning.handlers import get_handler
-
-
-from kslim.pruning.budget import SLICE_RUNS  # at most this many runs of consecutive channels: slices; more: folded
 
 
 MODES = ("auto", "slices", "fold", "gather")
@@ -41,45 +38,47 @@ def lowered(model, mode="auto", quantize=None):
 
     `mode` is one of `MODES`; `kslim.export` checks it with its other arguments.
 
-    With `"auto"` a selection is written as static slices and concatenations
-    of at most 4 tensors (XNNPACK's limit) where its kept channels form at
-    most `SLICE_RUNS` runs of consecutive channels and the measured cost
-    model (`kslim.pruning.budget.slice_saving`, int8's for `quantize="int8"`)
-    says the narrower convolution saves more than the slices cost; the others
-    are folded into zero weights (`fold_selections`), or sliced where they
-    cannot be folded. `"slices"` slices every selection, `"fold"` folds every
-    one it can, `"gather"` leaves them as TFLite GATHERs. Outputs are unchanged. On
-    exit the layers lower to a gather again, so `model` is left as it was.
+    With `"auto"` each selection is written the way the measured cost model
+    (`kslim.pruning.budget.selection_lowering`, int8's for `quantize="int8"`)
+    predicts fastest: static slices of its runs of consecutive channels (at
+    most `SLICE_RUNS`) and concatenations of at most 4 tensors (XNNPACK's
+    limit); one slice over its span, the dropped channels inside it read
+    over zero weights; or folded into zero weights (`fold_selections`). A
+    selection that zero weights cannot stand in for is sliced. `"slices"`
+    slices every selection, `"fold"` folds every one it can, `"gather"`
+    leaves them as TFLite GATHERs. Every stream BN becomes one depthwise
+    pass (`depthwise_bn`). Outputs are unchanged. On exit the layers lower
+    to a gather again, so `model` is left as it was.
 
     Yields:
         `(model, counts)`: the model to convert (a copy when anything was
-        folded) and `{"sliced": n, "folded": m, "gathered": k}`.
+        rewritten) and `{"sliced": n, "spanned": s, "folded": m, "gathered": k}`.
     """
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     nested = nesting.has_nested(model)
-    target = model
-    if mode != "gather":
-        max_runs = {"auto": SLICE_RUNS, "slices": float("inf"), "fold": 0}[mode]
-        many = {layer.name for layer in selects if len(runs(layer.indices)) > max_runs}
-        if mode == "auto" and len(many) < len(selects) and not nested:
-            g = Graph(model)
-            many |= {node.op.name for node in g.nodes if isinstance(node.op, ChannelSelect)
-                     and node.op.name not in many and not _slice_pays(g, node, quantize)}
-        foldable = {name for name in many if _foldable(model, name)} if many and not nested else set()
-        if foldable:
-            target = fold_selections(model, only=foldable)
+    target, ways = model, {}
+    if selects and mode not in ("gather", "slices") and not nested:
+        g = Graph(model)
+        for node in g.nodes:
+            if isinstance(node.op, ChannelSelect):
+                ways[node.op.name] = _lowering(g, node, quantize) if mode == "auto" else "whole"
+        ways = {name: how for name, how in ways.items() if how != "slices"}
+        if ways:
+            target = _narrow_selections(model, ways)
     if not nested:
         target = batch_norms_as_depthwise(target)
     if mode == "gather":
         with _constant_borders(target):
-            yield target, {"sliced": 0, "folded": 0, "gathered": len(selects)}
+            yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects)}
         return
     remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
+    spanned = sum(1 for layer in remaining if ways.get(layer.name) == "span")
     try:
         for layer in remaining:
             layer.lower_to_slices = True
         with _constant_borders(target):
-            yield target, {"sliced": len(remaining), "folded": len(selects) - len(remaining), "gathered": 0}
+            yield target, {"sliced": len(remaining) - spanned, "spanned": spanned,
+                           "folded": len(selects) - len(remaining), "gathered": 0}
     finally:
         for layer in remaining:
             layer.lower_to_slices = False
@@ -99,27 +98,23 @@ def _constant_borders(model):
             layer.constant_image = None
 
 
-def _slice_pays(g, node, quantize=None):
-    """Whether slicing selection `node` is predicted to save time over its reader convolving the
-    whole stream, in a file exported with `quantize` (`budget.slice_saving`); True where the reader
-    cannot be found (it is sliced then)."""
-    try:
-        targets = _fold_targets(g, {node.op.name})
-    except ValueError:
-        return True
-    reader = next((n.op for n in g.nodes if n.role == "producer" and n.op.name in targets), None)
-    if reader is None:
-        return True
-    kept, full = len(node.op.indices), g.shapes[node.inputs[0]][-1]
+def _lowering(g, node, quantize=None):
+    """How selection `node` is best written in a file exported with `quantize`: "slices", "span"
+    or "whole" (`budget.selection_lowering`); "slices" where zero weights cannot stand in for it
+    (its readers are not a chain of single readers up to a producer)."""
+    if not _foldable(g, node.op.name):
+        return "slices"
+    reader = next(n.op for n in g.nodes if n.role == "producer" and n.op.name in _fold_targets(g, {node.op.name: None}))
+    full = g.shapes[node.inputs[0]][-1]
     out = int(reader.output.shape[-1])
-    macs_saved = (layer_flops(reader, full, out) - layer_flops(reader, kept, out)) / 2
+    macs_per_channel = (layer_flops(reader, full, out) - layer_flops(reader, full - 1, out)) / 2
     pixels = int(np.prod([d for d in g.shapes[node.inputs[0]][1:-1] if d]))
-    return slice_saving(macs_saved, len(runs(node.op.indices)), pixels * kept, quantize) > 0
+    return selection_lowering(list(node.op.indices), full, macs_per_channel, pixels, quantize)[0]
 
 
-def _foldable(model, name):
+def _foldable(g, name):
     try:
-        _fold_targets(Graph(model), {name})
+        _fold_targets(g, {name: None})
     except ValueError:
         return False
     return True
@@ -156,12 +151,28 @@ def fold_selections(model, only=None):
     selects = {n.op.name for n in g.nodes if isinstance(n.op, ChannelSelect)}
     if only is not None:
         selects &= set(only)
-    widen = _fold_targets(g, selects)
+    _fold_targets(g, dict.fromkeys(selects))  # raises for a selection that cannot be folded
+    return _narrow_selections(model, dict.fromkeys(selects, "whole"))
+
+
+def _narrow_selections(model, ways):
+    """A copy of `model` in which each selection named in `ways` is "whole" (removed: the layers up to
+    its reader take the stream's full width, zero for the dropped channels) or "span" (one run from
+    its first kept channel to its last: those layers take the span's width, zero for the dropped
+    channels inside it). Selections that zero weights cannot stand in for are left as they are."""
+    g = Graph(model)
+    ways = {name: how for name, how in ways.items() if _foldable(g, name)}
+    spans = {node.op.name: (min(node.op.indices), max(node.op.indices) + 1)
+             for node in g.nodes if ways.get(node.op.name) == "span"}
+    widen = _fold_targets(g, {name: spans.get(name) for name in ways})
     config = model.get_config()
     for entry in config["layers"]:
         entry.pop("build_config", None)
-    config_edit.remove(config, selects, isinstance(model, keras.Sequential))
-    wide = config_edit.rebuild(config, isinstance(model, keras.Sequential))
+        if config_edit.entry_name(entry) in spans:
+            entry["config"]["indices"] = list(range(*spans[config_edit.entry_name(entry)]))
+    sequential = isinstance(model, keras.Sequential)
+    config_edit.remove(config, {name for name, how in ways.items() if how == "whole"}, sequential)
+    wide = config_edit.rebuild(config, sequential)
     for layer in wide.layers:
         weights = model.get_layer(layer.name).get_weights()
         if layer.name in widen:
@@ -171,13 +182,14 @@ def fold_selections(model, only=None):
 
 
 def _fold_targets(g, selects):
-    """`{layer name: (kept positions, full width)}` of the layers each selection's fold widens."""
+    """`{layer name: (kept positions, width)}` of the layers that folding widens, for `selects`
+    `{selection name: None (folded into the whole stream) or (start, stop) (into a span of it)}`."""
     widen = {}
     for node in g.nodes:
         if not isinstance(node.op, ChannelSelect) or node.op.name not in selects:
             continue
-        keep = list(node.op.indices)
-        full = g.shapes[node.inputs[0]][-1]
+        span = selects[node.op.name] or (0, g.shapes[node.inputs[0]][-1])
+        keep, full = [i - span[0] for i in node.op.indices], span[1] - span[0]
         key = node.outputs[0]
         while True:
             readers = g.consumers[key]

@@ -41,6 +41,32 @@ def slice_saving(macs_saved, runs, elements, quantize=None, border_elements=0):
             - c["per_border_element"] * border_elements)
 
 
+def selection_lowering(positions, full, macs_per_channel, pixels, quantize=None, border_elements=0):
+    """How LiteRT best runs a stream reader that keeps `positions` of the stream's `full` channels,
+    and the microseconds that saves over the reader convolving the whole stream (`slice_saving`).
+
+    Returns `(how, saving)`, `how` one of: `"slices"`, a static slice per run of consecutive
+    channels (at most `SLICE_RUNS`) and their concatenation; `"span"`, one slice from the first kept
+    channel to the last, the dropped channels inside it read over zero weights (fewer ops and
+    copies for a few more multiply-accumulates); `"whole"`, zero weights for every dropped channel
+    (saves 0: what a selection that pays neither way becomes). `macs_per_channel` is what the reader
+    computes per input channel, `pixels` the stream's positions, `border_elements` the `BorderBias`
+    image the dropped constant channels add."""
+    from kslim.layers.channel_select import runs  # layers import the pruning package
+
+    kept, k = len(positions), len(runs(positions))
+    width = max(positions) - min(positions) + 1
+    options = {"whole": 0.0}
+    if k <= SLICE_RUNS:
+        options["slices"] = slice_saving(macs_per_channel * (full - kept), k, pixels * kept, quantize,
+                                         border_elements)
+    if k > 1 and width < full:
+        options["span"] = slice_saving(macs_per_channel * (full - width), 1, pixels * width, quantize,
+                                       border_elements)
+    how = max(options, key=options.get)
+    return how, options[how]
+
+
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """How much to prune (exactly one of ratio, threshold and the targets) and per-layer limits.

@@ -8,7 +8,7 @@ import warnings
 from kslim.pruning.handlers import get_handler
 from kslim.pruning import nesting
 from kslim.pruning.analysis import Analysis
-from kslim.pruning.budget import SLICE_RUNS, Budget, ratio_cut, slice_saving
+from kslim.pruning.budget import Budget, ratio_cut, selection_lowering
 from kslim._internal.formatting import human as _human
 
 _FORMAT = "kslim.plan/1"
@@ -294,17 +294,15 @@ def _settle(analysis, chosen, budget, streams):
 
 def keep_unsliceable(analysis, pruned, streams, quantize=None):
     """`pruned` without the groups of every stream reader whose selection does not pay on LiteRT
-    (`selections="sliceable"`): more than `SLICE_RUNS` runs of consecutive channels, or fewer whose
-    slices, and the `BorderBias` its dropped constant channels give a zero-padded reader, cost more
-    time than the narrower convolution saves (`budget.slice_saving`, in a file exported with
-    `quantize`; the border as `kslim.prune`'s default exact compensation adds it). `streams` is
-    `_stream_readers(analysis)`, computed once per plan.
+    (`selections="sliceable"`): neither as slices of its runs of consecutive channels (at most
+    `SLICE_RUNS`) nor as one slice over its span saves more time than the slices, and the
+    `BorderBias` its dropped constant channels give a zero-padded reader, cost
+    (`budget.selection_lowering`, in a file exported with `quantize`; the border as `kslim.prune`'s
+    default exact compensation adds it). `streams` is `_stream_readers(analysis)`, computed once per plan.
 
-    LiteRT runs a selection of many runs as a convolution over the whole stream (`kslim.export`
-    folds it into zero weights), so keeping those channels costs no time and keeps what they carry.
+    LiteRT runs such a selection as a convolution over the whole stream (`kslim.export` folds it into
+    zero weights), so keeping those channels costs no time and keeps what they carry.
     """
-    from kslim.layers.channel_select import runs
-
     g = analysis.graph
     pruned = set(pruned)
     readers, constant = streams
@@ -319,16 +317,13 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None):
             if list(out) == list(ins[0]):
                 continue
             rank = {j: r for r, j in enumerate(ins[0])}
-            k = len(runs([rank[j] for j in out]))
             dropped = sorted(set(ins[0]) - set(out))
-            macs = sum(costs[j][1] / 2 / len(widths[j][0][0])
-                       for j in readers[i] if j in costs and widths[j][0][0]) * len(dropped)
+            macs = sum(costs[j][1] / 2 / len(widths[j][0][0]) for j in readers[i] if j in costs and widths[j][0][0])
             border = sum(math.prod(d for d in g.shapes[g.nodes[j].outputs[0]][1:-1] if d) * len(widths[j][1])
                          for j in readers[i] if j in constant and constant[j][dropped].any())
-            if k > SLICE_RUNS or slice_saving(
-                macs, k, math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d) * len(out), quantize,
-                border_elements=border,
-            ) <= 0:
+            how, _ = selection_lowering([rank[j] for j in out], len(ins[0]), macs,
+                                        math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d), quantize, border)
+            if how == "whole":
                 restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
         if not restore:
             return pruned
@@ -509,9 +504,9 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
             f" ({', '.join(active)})" if active else " (min_channels=1)")
         kept_reasons[reason] = sum(analysis.size[r] for r in restored)
     if unsliced:
-        reason = (f"below the threshold, kept by selections='sliceable': a stream selection that does not pay "
-                  f"on LiteRT (more than {SLICE_RUNS} runs, run over the whole stream anyway, or slices that "
-                  "cost more than the narrower reader saves)")
+        reason = ("below the threshold, kept by selections='sliceable': a stream selection that does not pay "
+                  "on LiteRT (run over the whole stream anyway: its slices, or one slice over its span, "
+                  "would cost more than the narrower reader saves)")
         kept_reasons[reason] = sum(analysis.size[r] for r in unsliced)
     return Plan(
         model.name,

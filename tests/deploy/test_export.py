@@ -90,7 +90,7 @@ def test_tflite_parity_and_builtin_ops(tmp_path, quantize, int8_io, rtol):
     assert set(ops) <= builtin_ops()
     # The selection keeps 4 runs of channels: static slices and a concatenation, no GATHER.
     assert "GATHER" not in ops and {"CONV_2D", "STRIDED_SLICE", "CONCATENATION"} <= set(ops)
-    assert report.selections == {"sliced": 1, "folded": 0, "gathered": 0}
+    assert report.selections == {"sliced": 1, "spanned": 0, "folded": 0, "gathered": 0}
     assert not any(op.startswith("Flex") for op in ops)
     interpreter = Interpreter(model_path=str(path))
     expected_dtype = np.int8 if int8_io else np.float32
@@ -315,8 +315,32 @@ def test_auto_slices_a_selection_only_where_the_measured_cost_model_predicts_a_s
     saved = (64 - 38) * kernel * kernel * out * spatial * spatial
     assert (slice_saving(saved, 1, spatial * spatial * 38) > 0) == bool(sliced)
     report = kslim.export(model, tmp_path / "m.tflite")
-    assert report.selections == {"sliced": sliced, "folded": 1 - sliced, "gathered": 0}
+    assert report.selections == {"sliced": sliced, "spanned": 0, "folded": 1 - sliced, "gathered": 0}
     assert ("STRIDED_SLICE" in report.ops) == bool(sliced)
+
+
+def test_a_selection_of_many_runs_with_small_gaps_is_written_as_one_slice_over_its_span(tmp_path):
+    from kslim.pruning.budget import SLICE_RUNS, selection_lowering
+
+    # 48 of 64 channels in 6 runs (gaps of one channel, then the last 11 dropped), before BN, ReLU and a 3x3
+    # convolution at 32x32: too many runs to slice; one slice of channels 0..52 saves 11 channels' work.
+    kept = [c for c in range(53) if c not in (8, 17, 26, 35, 44)]
+    x = keras.Input((32, 32, 64))
+    h = kslim.layers.ChannelSelect(kept, name="select")(keras.layers.Conv2D(64, 1, name="stream")(x))
+    h = keras.layers.ReLU(name="relu")(keras.layers.BatchNormalization(name="bn")(h))
+    model = keras.Model(x, keras.layers.Conv2D(32, 3, padding="same", name="reader")(h))
+    bn = model.get_layer("bn")
+    rng = np.random.default_rng(0)
+    bn.set_weights([rng.uniform(0.5, 1.5, 48), rng.normal(0, 0.3, 48), rng.normal(0, 0.3, 48), rng.uniform(0.5, 2, 48)])
+    how, saving = selection_lowering(kept, 64, 9 * 32 * 32 * 32, 32 * 32)
+    assert how == "span" and saving > 0 and len(kslim.layers.channel_select.runs(kept)) > SLICE_RUNS
+    report = kslim.export(model, tmp_path / "span.tflite")  # parity-checked against the Keras model
+    assert report.selections == {"sliced": 0, "spanned": 1, "folded": 0, "gathered": 0}
+    assert "STRIDED_SLICE" in report.ops and "CONCATENATION" not in report.ops, report.ops
+    assert "one slice over their span" in str(report)
+    xs = np.random.default_rng(1).standard_normal((2, 32, 32, 64)).astype("float32")
+    y = keras.ops.convert_to_numpy(model(xs, training=False))
+    assert np.abs(_run_tflite(report.path, xs) - y).max() <= 1e-4 * np.abs(y).max()
 
 
 def test_the_selections_argument_chooses_how_selections_are_written(tmp_path):
@@ -326,7 +350,7 @@ def test_the_selections_argument_chooses_how_selections_are_written(tmp_path):
         ops = list_ops(report.path)
         assert (op in ops) if op else not ({"GATHER", "STRIDED_SLICE"} & set(ops)), (mode, ops)
         assert sum(report.selections.values()) == 1
-    assert report.selections == {"sliced": 0, "folded": 1, "gathered": 0}
+    assert report.selections == {"sliced": 0, "spanned": 0, "folded": 1, "gathered": 0}
     with pytest.raises(ValueError, match=r"selections='take' is not supported; use one of \('auto'"):
         kslim.export(model, tmp_path / "bad.tflite", selections="take")
     assert not (tmp_path / "bad.tflite").exists()
@@ -391,3 +415,4 @@ def test_stream_batch_norms_export_as_one_depthwise_pass(tmp_path, name):
     assert "DEPTHWISE_CONV_2D" in ops and "MUL" not in ops, ops
     assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
     assert [type(layer) for layer in model.layers].count(keras.layers.BatchNormalization) == len(bns)  # unchanged
+

@@ -172,9 +172,9 @@ def test_an_int8_plan_and_export_judge_selections_by_the_int8_cost_model(tmp_pat
     slim = kslim.prune(model, plan=float32)
     x = np.asarray(inputs(model, n=64))
     report = kslim.export(slim, tmp_path / "f32.tflite")
-    assert report.selections == {"sliced": 1, "folded": 0, "gathered": 0}
+    assert report.selections == {"sliced": 1, "spanned": 0, "folded": 0, "gathered": 0}
     report = kslim.export(slim, tmp_path / "int8.tflite", quantize="int8", representative_data=x)
-    assert report.selections == {"sliced": 0, "folded": 1, "gathered": 0}
+    assert report.selections == {"sliced": 0, "spanned": 0, "folded": 1, "gathered": 0}
     assert not {"GATHER", "STRIDED_SLICE"} & set(list_ops(report.path))
 
 
