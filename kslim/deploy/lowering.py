@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from kslim._internal import keras_api
+from kslim.deploy.constant_channel import borders_as_constant_channels
 from kslim.deploy.depthwise_bn import batch_norms_as_depthwise
 from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect
@@ -46,8 +47,9 @@ def lowered(model, mode="auto", quantize=None):
     over zero weights; or folded into zero weights (`fold_selections`). A
     selection that zero weights cannot stand in for is sliced. `"slices"`
     slices every selection, `"fold"` folds every one it can, `"gather"`
-    leaves them as TFLite GATHERs. Every stream BN becomes one depthwise
-    pass (`depthwise_bn`). Outputs are unchanged. On exit the layers lower
+    leaves them as TFLite GATHERs. A `BorderBias` becomes a channel of ones
+    that its convolution reads (`constant_channel`), and every stream BN one
+    depthwise pass (`depthwise_bn`). Outputs are unchanged. On exit the layers lower
     to a gather again, so `model` is left as it was.
 
     Yields:
@@ -66,7 +68,7 @@ def lowered(model, mode="auto", quantize=None):
         if ways:
             target = _narrow_selections(model, ways)
     if not nested:
-        target = batch_norms_as_depthwise(target)
+        target = batch_norms_as_depthwise(borders_as_constant_channels(target))
     if mode == "gather":
         with _constant_borders(target):
             yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects)}

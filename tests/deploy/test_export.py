@@ -416,3 +416,40 @@ def test_stream_batch_norms_export_as_one_depthwise_pass(tmp_path, name):
     assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
     assert [type(layer) for layer in model.layers].count(keras.layers.BatchNormalization) == len(bns)  # unchanged
 
+
+@pytest.mark.parametrize("name,selections,how", [
+    ("preact_resnet", "auto", "conv"), ("densenet", "slices", "select"), ("densenet", "fold", "dead")])
+def test_a_border_bias_exports_as_a_channel_of_ones_its_convolution_reads(tmp_path, name, selections, how):
+    # Trained betas: a pruned channel leaves a nonzero constant, and a zero-padded reader gets a BorderBias
+    # (an image ADD, and the BN after the convolution no longer folds into it). In the file the
+    # convolution reads one more channel, 1 inside the image, with the BorderBias kernel as its weights:
+    # one more output channel of the convolution before it ("conv"), one more stream channel in its
+    # selection ("select"), or a dropped channel a folded selection left in front of it ("dead").
+    from ai_edge_litert import schema_py_generated as schema
+
+    from kslim.deploy import constant_channel, lowering
+    from kslim.pruning.graph import Graph
+    from kslim.testing import archs
+    from kslim.testing.exactness import inputs, sparsify
+
+    slim = kslim.prune(sparsify(archs.ALL[name](), beta_zero=False, seed=4), threshold=1e-6)
+    assert any(isinstance(layer, kslim.layers.BorderBias) for layer in slim.layers), name
+    wide = lowering.fold_selections(slim) if selections == "fold" else slim
+    g = Graph(wide)
+    made_by = {key: node for node in g.nodes for key in node.outputs}
+    kinds = [constant_channel._carrier(g, made_by, i, node) for i, node in enumerate(g.nodes)
+             if isinstance(node.op, kslim.layers.BorderBias)]
+    assert how in {kind["how"] for kind in kinds if kind}, kinds
+    with lowering.lowered(slim, selections) as (target, _):
+        assert not any(isinstance(layer, kslim.layers.BorderBias) for layer in target.layers)
+    report = kslim.export(slim, tmp_path / f"{name}.tflite", selections=selections)
+    x = np.asarray(inputs(slim))
+    y = keras.ops.convert_to_numpy(slim(x, training=False))
+    assert np.abs(_run_tflite(report.path, x) - y).max() <= 1e-4 * np.abs(y).max()
+    # No image ADD is left: the file's ADDs are the model's residual sums.
+    content = open(report.path, "rb").read()
+    tflite = schema.Model.GetRootAsModel(content, 0)
+    graph = tflite.Subgraphs(0)
+    adds = sum(tflite.OperatorCodes(graph.Operators(i).OpcodeIndex()).BuiltinCode() == schema.BuiltinOperator.ADD
+               for i in range(graph.OperatorsLength()))
+    assert adds == sum(isinstance(layer, keras.layers.Add) for layer in slim.layers), adds
