@@ -20,6 +20,7 @@ import numpy as np
 from kslim._internal import keras_api
 from kslim.deploy.constant_channel import borders_as_constant_channels
 from kslim.deploy.depthwise_bn import batch_norms_as_depthwise
+from kslim.deploy.int8_pooling import average_pools_as_depthwise
 from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect
 from kslim.pruning import config_edit
@@ -49,7 +50,8 @@ def lowered(model, mode="auto", quantize=None):
     slices every selection, `"fold"` folds every one it can, `"gather"`
     leaves them as TFLite GATHERs. A `BorderBias` becomes a channel of ones
     that its convolution reads (`constant_channel`), and every stream BN one
-    depthwise pass (`depthwise_bn`). Outputs are unchanged. On exit the layers lower
+    depthwise pass (`depthwise_bn`); in an int8 file, every 2-D average
+    pooling a depthwise convolution too (`int8_pooling`). Outputs are unchanged. On exit the layers lower
     to a gather again, so `model` is left as it was.
 
     Yields:
@@ -69,6 +71,8 @@ def lowered(model, mode="auto", quantize=None):
             target = _narrow_selections(model, ways)
     if not nested:
         target = batch_norms_as_depthwise(borders_as_constant_channels(target))
+        if quantize == "int8":
+            target = average_pools_as_depthwise(target)
     if mode == "gather":
         with _constant_borders(target):
             yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects)}

@@ -453,3 +453,21 @@ def test_a_border_bias_exports_as_a_channel_of_ones_its_convolution_reads(tmp_pa
     adds = sum(tflite.OperatorCodes(graph.Operators(i).OpcodeIndex()).BuiltinCode() == schema.BuiltinOperator.ADD
                for i in range(graph.OperatorsLength()))
     assert adds == sum(isinstance(layer, keras.layers.Add) for layer in slim.layers), adds
+
+
+def test_an_int8_average_pooling_exports_as_a_depthwise_convolution_xnnpack_runs(tmp_path):
+    # XNNPACK takes no int8 AVERAGE_POOL_2D: it ran in TFLite's own kernel, outside the delegated graph.
+    from kslim.deploy.int8_pooling import average_pools_as_depthwise
+    from kslim.testing import archs
+    from kslim.testing.exactness import inputs, rel_err, sparsify
+
+    model = sparsify(archs.densenet(), beta_zero=False)
+    assert any(isinstance(layer, keras.layers.AveragePooling2D) for layer in model.layers)
+    x = np.asarray(inputs(model, n=64))
+    y = keras.ops.convert_to_numpy(model(x, training=False))
+    assert rel_err(y, average_pools_as_depthwise(model)(x, training=False)) <= 1e-5
+    float_ops = kslim.export(model, tmp_path / "f32.tflite").ops
+    assert "AVERAGE_POOL_2D" in float_ops  # float32 files keep it: XNNPACK runs it there
+    report = kslim.export(model, tmp_path / "int8.tflite", quantize="int8", representative_data=x)
+    assert "AVERAGE_POOL_2D" not in report.ops and "DEPTHWISE_CONV_2D" in report.ops, report.ops
+    assert np.abs(_run_tflite(report.path, x) - y).max() <= 0.2 * np.abs(y).max()

@@ -1,0 +1,50 @@
+"""Average pooling in an int8 file as a depthwise convolution, which LiteRT's XNNPACK runs.
+
+LiteRT's XNNPACK delegate (ai-edge-litert 2.3) takes no int8 AVERAGE_POOL_2D:
+it runs in TFLite's own kernel, outside the delegated graph, and a DenseNet
+transition's 2x2 pooling took about a fifth of an int8 DenseNet-16's time
+(`benchmarks/deploy.py`'s int8 rows). A depthwise convolution whose kernel is
+the pooling window, every weight 1 / (window size), computes the same
+average, and XNNPACK runs it in int8.
+"""
+
+import keras
+import numpy as np
+
+from kslim.pruning import config_edit
+
+
+def _replaceable(layer):
+    return (isinstance(layer, keras.layers.AveragePooling2D) and layer.padding == "valid"
+            and layer.data_format == "channels_last" and tuple(layer.pool_size) == tuple(layer.strides))
+
+
+def average_pools_as_depthwise(model):
+    """Returns a copy of `model` whose valid, non-overlapping 2-D average poolings are depthwise
+    convolutions computing the same averages; `model` itself when it has none."""
+    names = [layer.name for layer in model.layers if _replaceable(layer)]
+    if not names:
+        return model
+    sequential = isinstance(model, keras.Sequential)
+    config = model.get_config()
+    for i, entry in enumerate(config["layers"]):
+        entry.pop("build_config", None)
+        name = config_edit.entry_name(entry)
+        if name not in names:
+            continue
+        pool = model.get_layer(name)
+        layer = keras.layers.DepthwiseConv2D(pool.pool_size, strides=pool.strides, use_bias=False, name=name,
+                                             dtype=pool.dtype_policy)
+        new = keras.saving.serialize_keras_object(layer)
+        if not sequential:
+            new["name"] = name
+            new["inbound_nodes"] = [{"args": list(node["args"]), "kwargs": {}} for node in entry["inbound_nodes"]]
+        config["layers"][i] = new
+    rebuilt = config_edit.rebuild(config, sequential)
+    for layer in rebuilt.layers:
+        if layer.name in names:
+            kernel = layer.get_weights()[0]
+            layer.set_weights([np.full_like(kernel, 1.0 / np.prod(kernel.shape[:2]))])
+        else:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return rebuilt
