@@ -370,19 +370,21 @@ def run_model(name, args, workdir):
         print(f"  {tag:17s} exported in {export_s:5.1f} s, {report.size_bytes / 2**20:6.2f} MiB, "
               f"params {profile.trainable_params:,}, FLOPs {profile.flops:,}, memory {measured.memory_bytes / 2**20:.1f} MiB",
               flush=True)
-    # Diagnostic: the baseline converted as it is, each stream BN a MUL and an ADD (and XNNPACK's ReLU
-    # pass), against kslim.export's file, where each is one 1x1 depthwise convolution.
-    plain = None
+    # Diagnostic: the baseline converted as it is (each stream BN a MUL and an ADD, and XNNPACK's ReLU
+    # pass; in int8, each average pooling outside XNNPACK) against kslim.export's file (one depthwise
+    # convolution each).
+    plain = {}
     if not args.quick:
-        plain = os.path.join(workdir, f"{name}_plain.tflite")
-        with open(plain, "wb") as f:
-            f.write(_tflite_bytes(model, None, None))
-        record["bn_as_depthwise"] = {"batch_norms": len(unfolded_batch_norms(model))}
+        for quantize in (None, "int8"):
+            plain[quantize] = os.path.join(workdir, f"{name}_plain_{quantize or 'float32'}.tflite")
+            with open(plain[quantize], "wb") as f:
+                f.write(_tflite_bytes(model, quantize, calibration if quantize else None))
+        record["plain_conversion"] = {
+            "batch_norms": len(unfolded_batch_norms(model)),
+            "average_pools": sum(isinstance(layer, keras.layers.AveragePooling2D) for layer in model.layers)}
     keras.backend.clear_session()
 
-    configs = {}
-    if plain:
-        configs[("plain", 1, True)] = (plain, 1, True)
+    configs = {("plain", quantize, 1, True): (path, 1, True) for quantize, path in plain.items()}
     for tag, v in record["variants"].items():
         for threads in (1, 2):
             configs[(tag, threads, True)] = (v["path"], threads, True)
@@ -391,9 +393,10 @@ def run_model(name, args, workdir):
     start = time.perf_counter()
     times = interleaved_latency(configs, args.runs, args.block, seed=args.seed)
     record["timings_s"]["latency"] = time.perf_counter() - start
-    if plain:
-        rounds = times.pop(("plain", 1, True))
-        record["bn_as_depthwise"].update(plain_ms=_stats(rounds), **_speedup(rounds, times[("baseline", 1, True)]))
+    for quantize in plain:
+        rounds = times.pop(("plain", quantize, 1, True))
+        base = times[("baseline" + (" int8" if quantize else ""), 1, True)]
+        record["plain_conversion"][quantize or "float32"] = dict(plain_ms=_stats(rounds), **_speedup(rounds, base))
     for (tag, threads, xnnpack), rounds in times.items():
         key = f"{threads}" if xnnpack else f"{threads}_no_xnnpack"
         record["variants"][tag].setdefault("latency_ms", {})[key] = _stats(rounds)
@@ -485,14 +488,18 @@ def _notes(name, record):
             + (f", rounded to the int8 tile `channel_tile(quantize=\"int8\")`, {record['tile_int8']} here"
                if "tile_int8" in record else "")
             + f"), {variants['tiled']['flops_reduction']:.2f}x fewer FLOPs.")
-    depthwise = record.get("bn_as_depthwise")
-    if depthwise and depthwise["batch_norms"]:
+    plain = record.get("plain_conversion")
+    if plain and (plain["batch_norms"] or plain["average_pools"]):
+        runs = {q: f"{plain[q]['speedup']:.2f}x [{plain[q]['paired_p10']:.2f}, {plain[q]['paired_p90']:.2f}] in {q} "
+                   f"({plain[q]['plain_ms']['median']:.2f} ms plain)" for q in ("float32", "int8")}
         notes.append(
-            f"`kslim.export` writes each of the {depthwise['batch_norms']} BNs that read a stream (not a "
-            "convolution's only output, so the converter cannot fold them) as one 1x1 depthwise convolution with "
-            "its ReLU fused, instead of a MUL, an ADD and XNNPACK's separate ReLU pass: the baseline file runs "
-            f"{depthwise['speedup']:.2f}x [{depthwise['paired_p10']:.2f}, {depthwise['paired_p90']:.2f}] as fast as "
-            f"the plain conversion ({depthwise['plain_ms']['median']:.2f} ms, 1 thread); every variant gets it.")
+            f"`kslim.export` writes each of the {plain['batch_norms']} BNs that read a stream (not a convolution's "
+            "only output, so the converter cannot fold them) as one 1x1 depthwise convolution with its ReLU fused, "
+            "instead of a MUL, an ADD and XNNPACK's separate ReLU pass"
+            + (f", and in int8 each of the {plain['average_pools']} average poolings as a depthwise convolution "
+               "(XNNPACK takes no int8 AVERAGE_POOL_2D)" if plain["average_pools"] else "")
+            + f": the baseline file runs {runs['float32']} and {runs['int8']} as fast as the plain conversion "
+            "(1 thread); every variant gets it.")
     no_x = pruned["speedup"].get("1_no_xnnpack")
     if no_x:
         notes.append(
