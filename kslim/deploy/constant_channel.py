@@ -89,11 +89,13 @@ def _carrier(g, made_by, index, node):
     or "conv" (one more output channel of the convolution `source` that feeds the BN).
     """
     reader = made_by.get(node.inputs[0])
-    if reader is None or not _plain_conv(reader.op) or g.consumers[node.inputs[0]] != [index]:
+    outputs = set(g.output_keys)
+    if reader is None or not _plain_conv(reader.op) or g.consumers[node.inputs[0]] != [index] \
+            or node.inputs[0] in outputs:
         return None
     key, bn = reader.inputs[0], None
     while bn is None:  # back from the reader: layers that keep a 1 a 1, then its BN
-        if len(g.consumers[key]) != 1 or key not in made_by:
+        if len(g.consumers[key]) != 1 or key not in made_by or key in outputs:
             return None
         op = made_by[key].op
         if isinstance(op, keras.layers.BatchNormalization):
@@ -109,7 +111,7 @@ def _carrier(g, made_by, index, node):
     dead = np.flatnonzero((gamma == 0) & (beta == 0) & ~weights.reshape(-1, *weights.shape[-2:]).any(axis=(0, 2)))
     if dead.size:
         return dict(found, how="dead", position=int(dead[0]), source=None)
-    if len(g.consumers[key]) != 1 or key not in made_by:
+    if len(g.consumers[key]) != 1 or key not in made_by or key in outputs:
         return None
     op = made_by[key].op
     found["source"] = op.name

@@ -37,7 +37,8 @@ def unfolded_batch_norms(model):
         if source is not None and isinstance(source.op, _FOLDS_BN) and len(g.consumers[node.inputs[0]]) == 1:
             continue
         readers = g.consumers[node.outputs[0]]
-        relu = g.nodes[readers[0]].op if len(readers) == 1 else None
+        alone = len(readers) == 1 and node.outputs[0] not in g.output_keys  # the ReLU alone reads the BN
+        relu = g.nodes[readers[0]].op if alone else None
         found[bn.name] = relu.name if _is_relu(relu) else None
     return found
 
