@@ -72,6 +72,7 @@ Usage:
     python benchmarks/cifar10_paper.py --quick         # smoke test: 2,000 images, 1 epoch; writes nothing in results/
     python benchmarks/cifar10_paper.py --table         # print the table from the results file
     python benchmarks/cifar10_paper.py --full          # the paper's networks and 160 epochs
+    python benchmarks/cifar10_paper.py --cache preresnet20-l1-s1,densenet16-l1-s1   # deploy.py's trained models
 """
 
 import argparse
@@ -489,6 +490,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke test on 2,000 images, 1 epoch per stage")
     parser.add_argument("--table", action="store_true", help="print the tables of the results file and stop")
     parser.add_argument("--commit", action="store_true", help="git-commit the results file after every job")
+    parser.add_argument("--cache", default="", metavar="JOBS",
+                        help="comma-separated job keys to run into --work_dir again without recording them "
+                             "(the trained models that benchmarks/deploy.py reads, on a new machine)")
     parser.add_argument("--work_dir", default=str(ROOT / "benchmarks" / ".cache" / "cifar10"),
                         help="checkpoints and trained models (outside git)")
     args = parser.parse_args()
@@ -505,6 +509,15 @@ def main():
     if args.quick and args.commit:
         parser.error("--quick writes no results; drop --commit")
     bench = Bench(args)
+    if args.cache:
+        known = {job.key: job for job in jobs(bench.families)}
+        keys = [k for k in args.cache.split(",") if k]
+        unknown = sorted(set(keys) - set(known))
+        if unknown:
+            parser.error(f"--cache: unknown jobs {unknown}; choose from {sorted(known)}")
+        for key in keys:
+            bench.run(known[key])
+        return
     for job in jobs(bench.families):
         if job.part not in parts:
             continue
