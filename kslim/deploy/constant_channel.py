@@ -44,11 +44,9 @@ def borders_as_constant_channels(model):
                 carriers[node.op.name] = found
     if not carriers:
         return model
-    sequential = isinstance(model, keras.Sequential)
-    config = model.get_config()
+    config, sequential = config_edit.editable(model)
     inserted = {c["source"]: c for c in carriers.values() if c["how"] != "dead"}
     for entry in config["layers"]:
-        entry.pop("build_config", None)
         carrier = inserted.get(config_edit.entry_name(entry))
         if carrier is not None and carrier["how"] == "select":
             entry["config"]["indices"].insert(carrier["position"], carrier["channel"])

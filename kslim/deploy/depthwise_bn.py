@@ -57,22 +57,12 @@ def batch_norms_as_depthwise(model):
     found = unfolded_batch_norms(model)
     if not found:
         return model
-    sequential = isinstance(model, keras.Sequential)
-    config = model.get_config()
-    for entry in config["layers"]:
-        entry.pop("build_config", None)
+    config, sequential = config_edit.editable(model)
     config_edit.remove(config, {relu for relu in found.values() if relu}, sequential)
-    for i, entry in enumerate(config["layers"]):
-        name = config_edit.entry_name(entry)
-        if name not in found:
-            continue
-        layer = keras.layers.DepthwiseConv2D(1, use_bias=True, activation="relu" if found[name] else None,
-                                             name=name, dtype=model.get_layer(name).dtype_policy)
-        new = keras.saving.serialize_keras_object(layer)
-        if not sequential:
-            new["name"] = name
-            new["inbound_nodes"] = [{"args": list(node["args"]), "kwargs": {}} for node in entry["inbound_nodes"]]
-        config["layers"][i] = new
+    config_edit.replace(config, {
+        name: keras.layers.DepthwiseConv2D(1, use_bias=True, activation="relu" if relu else None, name=name,
+                                           dtype=model.get_layer(name).dtype_policy)
+        for name, relu in found.items()}, sequential)
     rebuilt = config_edit.rebuild(config, sequential)
     for layer in rebuilt.layers:
         source = model.get_layer(layer.name)

@@ -25,21 +25,12 @@ def average_pools_as_depthwise(model):
     names = [layer.name for layer in model.layers if _replaceable(layer)]
     if not names:
         return model
-    sequential = isinstance(model, keras.Sequential)
-    config = model.get_config()
-    for i, entry in enumerate(config["layers"]):
-        entry.pop("build_config", None)
-        name = config_edit.entry_name(entry)
-        if name not in names:
-            continue
-        pool = model.get_layer(name)
-        layer = keras.layers.DepthwiseConv2D(pool.pool_size, strides=pool.strides, use_bias=False, name=name,
-                                             dtype=pool.dtype_policy)
-        new = keras.saving.serialize_keras_object(layer)
-        if not sequential:
-            new["name"] = name
-            new["inbound_nodes"] = [{"args": list(node["args"]), "kwargs": {}} for node in entry["inbound_nodes"]]
-        config["layers"][i] = new
+    config, sequential = config_edit.editable(model)
+    pools = [model.get_layer(name) for name in names]
+    config_edit.replace(config, {
+        pool.name: keras.layers.DepthwiseConv2D(pool.pool_size, strides=pool.strides, use_bias=False, name=pool.name,
+                                                dtype=pool.dtype_policy)
+        for pool in pools}, sequential)
     rebuilt = config_edit.rebuild(config, sequential)
     for layer in rebuilt.layers:
         if layer.name in names:

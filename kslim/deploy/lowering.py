@@ -171,12 +171,10 @@ def _narrow_selections(model, ways):
     spans = {node.op.name: (min(node.op.indices), max(node.op.indices) + 1)
              for node in g.nodes if ways.get(node.op.name) == "span"}
     widen = _fold_targets(g, {name: spans.get(name) for name in ways})
-    config = model.get_config()
+    config, sequential = config_edit.editable(model)
     for entry in config["layers"]:
-        entry.pop("build_config", None)
         if config_edit.entry_name(entry) in spans:
             entry["config"]["indices"] = list(range(*spans[config_edit.entry_name(entry)]))
-    sequential = isinstance(model, keras.Sequential)
     config_edit.remove(config, {name for name, how in ways.items() if how == "whole"}, sequential)
     wide = config_edit.rebuild(config, sequential)
     for layer in wide.layers:

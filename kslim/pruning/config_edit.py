@@ -98,6 +98,28 @@ def remove(config, names, is_sequential):
     config["layers"] = [e for e in config["layers"] if entry_name(e) not in names]
 
 
+def editable(model):
+    """`(config, is_sequential)` of `model`, without the build configs that would fix its old widths."""
+    config = model.get_config()
+    for entry in config["layers"]:
+        entry.pop("build_config", None)
+    return config, isinstance(model, keras.Sequential)
+
+
+def replace(config, layers, is_sequential):
+    """Puts each of `layers` (`{name: a new layer of that name}`) in place of the entry of that name,
+    reading what the old layer read (its positional inputs; call keywords are dropped)."""
+    for i, entry in enumerate(config["layers"]):
+        layer = layers.get(entry_name(entry))
+        if layer is None:
+            continue
+        new = keras.saving.serialize_keras_object(layer)
+        if not is_sequential:
+            new["name"] = layer.name
+            new["inbound_nodes"] = [{"args": list(node["args"]), "kwargs": {}} for node in entry["inbound_nodes"]]
+        config["layers"][i] = new
+
+
 def unique_name(config, base):
     taken = {entry_name(e) for e in config["layers"]}
     name = base
