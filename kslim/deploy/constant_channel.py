@@ -23,12 +23,10 @@ from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect, runs
 from kslim.pruning import config_edit
 from kslim.pruning.graph import Graph
+from kslim.pruning.surgery import _ZERO_PADDING
 
+# Keras's separable, depthwise and transposed convolutions are not subclasses of these.
 _CONVS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv1D,
-              keras.layers.DepthwiseConv2D, keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-              keras.layers.Conv3DTranspose)
-_ZERO_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
 
 
 def borders_as_constant_channels(model):
@@ -127,7 +125,7 @@ def _carrier(g, made_by, index, node):
 
 
 def _plain_conv(layer):
-    return isinstance(layer, _CONVS) and not isinstance(layer, _SEPARABLE) and getattr(layer, "groups", 1) == 1
+    return isinstance(layer, _CONVS) and getattr(layer, "groups", 1) == 1
 
 
 def _keeps_one(layer):

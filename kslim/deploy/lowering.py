@@ -51,8 +51,9 @@ def lowered(model, mode="auto", quantize=None):
     leaves them as TFLite GATHERs. A `BorderBias` becomes a channel of ones
     that its convolution reads (`constant_channel`), and every stream BN one
     depthwise pass (`depthwise_bn`); in an int8 file, every 2-D average
-    pooling a depthwise convolution too (`int8_pooling`). Outputs are unchanged. On exit the layers lower
-    to a gather again, so `model` is left as it was.
+    pooling a depthwise convolution too (`int8_pooling`). Outputs are
+    unchanged. On exit the layers lower to a gather again, so `model` is
+    left as it was.
 
     Yields:
         `(model, counts)`: the model to convert (a copy when anything was
@@ -108,9 +109,11 @@ def _lowering(g, node, quantize=None):
     """How selection `node` is best written in a file exported with `quantize`: "slices", "span"
     or "whole" (`budget.selection_lowering`); "slices" where zero weights cannot stand in for it
     (its readers are not a chain of single readers up to a producer)."""
-    if not _foldable(g, node.op.name):
+    try:
+        targets = _fold_targets(g, {node.op.name: None})
+    except ValueError:
         return "slices"
-    reader = next(n.op for n in g.nodes if n.role == "producer" and n.op.name in _fold_targets(g, {node.op.name: None}))
+    reader = next(n.op for n in g.nodes if n.role == "producer" and n.op.name in targets)
     full = g.shapes[node.inputs[0]][-1]
     out = int(reader.output.shape[-1])
     macs_per_channel = (layer_flops(reader, full, out) - layer_flops(reader, full - 1, out)) / 2
