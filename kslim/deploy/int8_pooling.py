@@ -14,15 +14,17 @@ import numpy as np
 from kslim.pruning import config_edit
 
 
-def _replaceable(layer):
-    return (isinstance(layer, keras.layers.AveragePooling2D) and layer.padding == "valid"
-            and layer.data_format == "channels_last" and tuple(layer.pool_size) == tuple(layer.strides))
+def replaceable_pools(model):
+    """Names of the valid, non-overlapping, channels-last 2-D average poolings of `model`."""
+    return [layer.name for layer in model.layers
+            if isinstance(layer, keras.layers.AveragePooling2D) and layer.padding == "valid"
+            and layer.data_format == "channels_last" and tuple(layer.pool_size) == tuple(layer.strides)]
 
 
 def average_pools_as_depthwise(model):
-    """Returns a copy of `model` whose valid, non-overlapping 2-D average poolings are depthwise
-    convolutions computing the same averages; `model` itself when it has none."""
-    names = [layer.name for layer in model.layers if _replaceable(layer)]
+    """Returns a copy of `model` whose `replaceable_pools` are depthwise convolutions computing the
+    same averages; `model` itself when it has none."""
+    names = replaceable_pools(model)
     if not names:
         return model
     config, sequential = config_edit.editable(model)
