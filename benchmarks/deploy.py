@@ -6,7 +6,8 @@ keras.applications ResNet50V2 and DenseNet121 (pre-activation and dense
 streams; weights=None, 96x96 input, 40%), this script reports for the
 baseline and each pruned variant (`pruned`: the paper's channel selections;
 `sliceable`: `selections="sliceable"`; `tiled`: that with
-`round_to=kslim.deploy.channel_tile()`; float32 and int8, the int8 plans made
+`round_to=kslim.deploy.channel_tile()` and
+`round_inputs_to=kslim.deploy.channel_tile(inputs=True)`; float32 and int8, the int8 plans made
 with `quantize="int8"`): trainable parameters
 (as the paper counts them; `kslim.profile(m).trainable_params`), FLOPs
 (2 x MACs), float32 TFLite file size, single-image latency with the LiteRT
@@ -330,16 +331,19 @@ def run_model(name, args, workdir):
     # The default path (every reader's selection, as the paper prunes); where the model has selections,
     # selections="sliceable" (readers whose selection LiteRT would run over the whole stream, or whose
     # slices cost more than they save, keep their whole input); and `tiled`, sliceable with every
-    # pruned width rounded up to the channel tile XNNPACK's convolutions run in on this CPU. Each
-    # float32, and int8 for the baseline and the last two, the int8 ones planned with quantize="int8"
-    # (and rounded to the int8 tile).
+    # pruned width rounded up to the channel tiles XNNPACK's convolutions run in on this CPU (of output
+    # and of input channels, as latency-budgeted plans round). Each float32, and int8 for the baseline
+    # and the last two, the int8 ones planned with quantize="int8" (and rounded to the int8 tiles).
     tile, tile_int8 = kslim.deploy.channel_tile(1), kslim.deploy.channel_tile(1, quantize="int8")
+    tile_in, tile_in_int8 = (kslim.deploy.channel_tile(1, inputs=True),
+                             kslim.deploy.channel_tile(1, quantize="int8", inputs=True))
     record["tile"], record["tile_int8"] = tile, tile_int8
+    record["input_tile"], record["input_tile_int8"] = tile_in, tile_in_int8
     variants = {"baseline": (model, None), "pruned": (slim, None)}
     plans = {}
     if record["channel_selections"]:
         plans["sliceable"] = dict(selections="sliceable")
-    plans["tiled"] = dict(selections="sliceable", round_to=tile)
+    plans["tiled"] = dict(selections="sliceable", round_to=tile, round_inputs_to=tile_in)
     for tag, kw in plans.items():
         p = kslim.plan(model, ratio=RATIOS[name], **kw)
         variants[tag] = (kslim.prune(model, plan=p), None)
@@ -348,7 +352,7 @@ def run_model(name, args, workdir):
     first = "sliceable" if "sliceable" in plans else "pruned"
     variants[f"{first} int8"] = (variants[first][0], "int8")
     for tag, kw in plans.items():
-        kw = dict(kw, round_to=tile_int8) if "round_to" in kw else kw
+        kw = dict(kw, round_to=tile_int8, round_inputs_to=tile_in_int8) if "round_to" in kw else kw
         p = kslim.plan(model, ratio=RATIOS[name], quantize="int8", **kw)
         variants[f"{tag} int8"] = (kslim.prune(model, plan=p), "int8")
         record[f"{tag}_int8_channels_pruned"] = p.factors[1]
@@ -476,7 +480,7 @@ def _notes(name, record):
     if "sliceable" in variants:
         sl = variants["sliceable"]
         notes.append(
-            f"`sliceable` (`selections=\"sliceable\"`, as latency-budgeted plans prune, here with `round_to=1`; `tiled` rounds to the tile as they do by default) keeps the whole input of "
+            f"`sliceable` (`selections=\"sliceable\"`, as latency-budgeted plans prune, here with `round_to=1`; `tiled` rounds to the tiles as they do by default) keeps the whole input of "
             f"each reader whose selection would be folded or, by the measured cost model "
             f"(`benchmarks/selection_cost.py`), would cost more as slices than it saves: {record['sliceable_channels_pruned']} channels pruned "
             f"instead of {record['channels']['pruned']}, {(sl.get('selections') or {}).get('folded', 0)} selections "
@@ -490,10 +494,15 @@ def _notes(name, record):
         notes.append(
             f"`tiled` is `sliceable` with `round_to=kslim.deploy.channel_tile()` ({record['tile']} here): every pruned "
             f"width wider than {record['tile']} is rounded up to a multiple of it, the output channels XNNPACK computes "
-            f"at once on this CPU: {record['tiled_channels_pruned']} channels pruned "
+            f"at once on this CPU"
+            + (f", and with `round_inputs_to=channel_tile(inputs=True)` ({record['input_tile']} here) every "
+               "pruned width, and a selection's saving counted, in whole tiles of input channels"
+               if "input_tile" in record else "")
+            + f": {record['tiled_channels_pruned']} channels pruned "
             f"({record.get('tiled_int8_channels_pruned', '-')} for `tiled int8`"
             + (f", rounded to the int8 tile `channel_tile(quantize=\"int8\")`, {record['tile_int8']} here"
                if "tile_int8" in record else "")
+            + (f", and the int8 input tile, {record['input_tile_int8']}" if "input_tile_int8" in record else "")
             + f"), {variants['tiled']['flops_reduction']:.2f}x fewer FLOPs.")
     plain = record.get("plain_conversion")
     if plain and (plain["batch_norms"] or plain["average_pools"]):
@@ -635,8 +644,9 @@ def write_markdown(path, data):
         f"{data['args']['runs']} invokes per model and thread count, all variants of a model interleaved. "
         "Variants: `pruned` is `kslim.prune(model, ratio=r)` (every reader of a shared stream selects its "
         "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`, `tiled` that "
-        "with `round_to=kslim.deploy.channel_tile()` (the output-channel tile XNNPACK's convolutions run in on this "
-        "CPU; the int8 tile, `channel_tile(quantize=\"int8\")`, for `tiled int8`); int8 variants are timed against "
+        "with `round_to=kslim.deploy.channel_tile()` and `round_inputs_to=channel_tile(inputs=True)` (the output- "
+        "and input-channel tiles XNNPACK's convolutions run in on this CPU; the int8 tiles, "
+        "`channel_tile(quantize=\"int8\", ...)`, for `tiled int8`); int8 variants are timed against "
         "the int8 baseline, and `sliceable int8` / `tiled int8` are planned with `quantize=\"int8\"`. ResNet50V2 and DenseNet121 are keras.applications models "
         f"(weights=None, {APPLICATION_INPUT[0]}x{APPLICATION_INPUT[1]} input, 10 classes). "
         "Params are trainable parameters (as in the paper; BN moving statistics excluded). "

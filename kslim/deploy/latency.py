@@ -16,9 +16,10 @@ LiteRT version and the CPU, not the weight values) in memory and in a JSON file 
 `$KSLIM_CACHE_DIR` (default `~/.cache/kslim`), so a second plan of the same
 model, or `kslim.prune` after `kslim.plan`, measures nothing again.
 
-`channel_tile` measures the channel multiple XNNPACK's convolutions run in on
-this CPU; latency-budgeted plans round pruned widths up to it by default, since
-the channels inside a tile cost no time.
+`channel_tile` measures the channel multiples XNNPACK's convolutions run in on
+this CPU (of output channels, and with `inputs=True` of input channels);
+latency-budgeted plans round pruned widths up to them by default, since the
+channels inside a tile cost almost no time.
 """
 
 import functools
@@ -106,9 +107,11 @@ def _cpu():
 TILE_CANDIDATES = (64, 32, 16, 8)
 _PROBE_WIDTHS = (12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64, 72, 80, 96, 112, 128)
 _PROBE_INPUT = (16, 16, 64)
+_PROBE_INPUT_WIDTHS = (8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160, 192)
+_PROBE_OUTPUTS = 32
 
 
-def channel_tile(threads=1, quantize=None, tolerance=0.05, rounds=40, block=5):
+def channel_tile(threads=1, quantize=None, inputs=False, tolerance=0.2, rounds=40, block=5):
     """The channel multiple XNNPACK's convolutions run in on this CPU, measured once and cached.
 
     XNNPACK computes a convolution's output channels in tiles (of 8, 16 or 32
@@ -116,20 +119,29 @@ def channel_tile(threads=1, quantize=None, tolerance=0.05, rounds=40, block=5):
     their own), so pruning a layer to a width that is not a multiple saves
     nothing within the tile and can even cost time: on an AVX-512 server a 3x3
     convolution to 24 channels took 1.18x as long as one to 32
-    (`benchmarks/round_to.py`). This times a 3x3 convolution of a 16x16x64
-    input to each of 12 to 128 output channels, interleaved, in a file
-    quantized as `kslim.export(quantize=...)` writes it, and returns the
-    largest of `TILE_CANDIDATES` to which rounding every probed width up
-    costs at most `tolerance` of its time, or 1 when none does.
-    Latency-budgeted plans use the float32 tile as their default `round_to`:
-    the channels up to the multiple cost nothing, so they are kept. Cached
-    like the latency measurements, by CPU, thread count, quantization and
-    LiteRT version.
+    (`benchmarks/round_to.py`). Input channels are the kernels' inner
+    dimension: one by one in float32, but on a CPU with AMX the int8 kernels
+    take them 64 at a time (a 3x3 int8 convolution of 8 input channels took
+    0.85x the time of one of 64, one of 72 took 1.72x).
+
+    This times a 3x3 convolution, interleaved, in a file quantized as
+    `kslim.export(quantize=...)` writes it: of a 16x16x64 input to each of 12
+    to 128 output channels, or with `inputs=True` of a 16x16 input of 8 to 192
+    channels to 32. It returns the largest of `TILE_CANDIDATES` for which
+    rounding every probed width up to a multiple adds at most `tolerance` of
+    what a tile of channels would cost if time followed channels (the tile's
+    share of the rounded width's time), or 1 when none does: the channels
+    within a tile are nearly free, so a plan keeps them.
+    Latency-budgeted plans use the float32 tiles as their default `round_to`
+    and `round_inputs_to`. Cached like the latency measurements, by CPU,
+    thread count, quantization, probe and LiteRT version.
 
     Args:
         threads: int, interpreter threads.
         quantize: None (float32) or one of `kslim.export`'s other modes.
-        tolerance: float, the share of a width's time that rounding it up may add.
+        inputs: bool, the tile of input channels instead of output channels.
+        tolerance: float, what rounding up may add, as a share of what a
+            tile of channels would cost if time followed channels.
         rounds, block: interleaved rounds and invokes per width and round.
 
     Returns:
@@ -139,33 +151,39 @@ def channel_tile(threads=1, quantize=None, tolerance=0.05, rounds=40, block=5):
         ImportError: without `ai-edge-litert`.
     """
     key = "channel_tile:" + json.dumps([_cpu(), int(threads), _runtime_version(), float(tolerance)]
-                                       + ([quantize] if quantize else []))
+                                       + ([quantize] if quantize else []) + (["inputs"] if inputs else []))
     return _cached(_TILES, key, lambda: choose_tile(
-        probe_times(threads, rounds, block, quantize=quantize), tolerance))
+        probe_times(threads, rounds, block, quantize=quantize, inputs=inputs), tolerance))
 
 
-def choose_tile(times, tolerance=0.05):
-    """The largest of `TILE_CANDIDATES` to which rounding each width of `{width: time}` up costs at
-    most `tolerance` of its time (1 if none)."""
-    return next((t for t in TILE_CANDIDATES if all(
-        times[w] >= (1 - tolerance) * times[math.ceil(w / t) * t]
-        for w in times if w % t and math.ceil(w / t) * t in times)), 1)
+def choose_tile(times, tolerance=0.2):
+    """The largest of `TILE_CANDIDATES` for which rounding each width of `{width: time}` up to a
+    multiple adds at most `tolerance` of what a tile of channels would cost if time followed channels
+    (a tile's share of the rounded width's time); 1 if none."""
+    def cheap(w, t):
+        up = math.ceil(w / t) * t
+        return up not in times or times[up] - times[w] <= tolerance * times[up] * t / up
+
+    return next((t for t in TILE_CANDIDATES if all(cheap(w, t) for w in times)), 1)
 
 
-def probe_times(threads=1, rounds=40, block=5, widths=_PROBE_WIDTHS, quantize=None):
-    """Median milliseconds of a 3x3 convolution of `_PROBE_INPUT` to each width, timed interleaved
-    (float32, or as `kslim.export` quantizes with `quantize`)."""
+def probe_times(threads=1, rounds=40, block=5, widths=None, quantize=None, inputs=False):
+    """Median milliseconds of a 3x3 convolution to each output width of `_PROBE_INPUT` (or, with
+    `inputs=True`, of an input of each width to `_PROBE_OUTPUTS` channels), timed interleaved (float32,
+    or as `kslim.export` quantizes with `quantize`)."""
     import keras
     from ai_edge_litert.interpreter import Interpreter
 
     from kslim.deploy.convert import _tflite_bytes
 
+    widths = widths or (_PROBE_INPUT_WIDTHS if inputs else _PROBE_WIDTHS)
     interpreters = {}
     rng = np.random.default_rng(0)
     for width in widths:
-        x = keras.Input(_PROBE_INPUT, batch_size=1)
-        probe = keras.Model(x, keras.layers.Conv2D(width, 3, padding="same")(x))
-        calibration = rng.standard_normal((20,) + _PROBE_INPUT).astype(np.float32) if quantize else None
+        shape = _PROBE_INPUT[:2] + (width,) if inputs else _PROBE_INPUT
+        x = keras.Input(shape, batch_size=1)
+        probe = keras.Model(x, keras.layers.Conv2D(_PROBE_OUTPUTS if inputs else width, 3, padding="same")(x))
+        calibration = rng.standard_normal((20,) + shape).astype(np.float32) if quantize else None
         interpreter = Interpreter(model_content=_tflite_bytes(probe, quantize, calibration),
                                   num_threads=int(threads))
         interpreter.allocate_tensors()

@@ -41,7 +41,7 @@ def slice_saving(macs_saved, runs, elements, quantize=None, border_elements=0):
             - c["per_border_element"] * border_elements)
 
 
-def selection_lowering(positions, full, macs_per_channel, pixels, quantize=None, border_elements=0):
+def selection_lowering(positions, full, macs_per_channel, pixels, quantize=None, border_elements=0, input_tile=1):
     """How LiteRT best runs a stream reader that keeps `positions` of the stream's `full` channels,
     and the microseconds that saves over the reader convolving the whole stream (`slice_saving`).
 
@@ -51,18 +51,22 @@ def selection_lowering(positions, full, macs_per_channel, pixels, quantize=None,
     copies for a few more multiply-accumulates); `"whole"`, zero weights for every dropped channel
     (saves 0: what a selection that pays neither way becomes). `macs_per_channel` is what the reader
     computes per input channel, `pixels` the stream's positions, `border_elements` the `BorderBias`
-    image the dropped constant channels add."""
+    image the dropped constant channels add. With `input_tile` > 1 the reader's input channels cost in
+    whole tiles (`kslim.deploy.channel_tile(inputs=True)`): it saves the tiles it no longer reads."""
     from kslim.layers.channel_select import runs  # layers import the pruning package
+
+    def tiled(channels):
+        return -(-channels // input_tile) * input_tile
 
     kept, k = len(positions), len(runs(positions))
     width = max(positions) - min(positions) + 1
     options = {"whole": 0.0}
     if k <= SLICE_RUNS:
-        options["slices"] = slice_saving(macs_per_channel * (full - kept), k, pixels * kept, quantize,
-                                         border_elements)
+        options["slices"] = slice_saving(macs_per_channel * (tiled(full) - tiled(kept)), k, pixels * kept,
+                                         quantize, border_elements)
     if k > 1 and width < full:
-        options["span"] = slice_saving(macs_per_channel * (full - width), 1, pixels * width, quantize,
-                                       border_elements)
+        options["span"] = slice_saving(macs_per_channel * (tiled(full) - tiled(width)), 1, pixels * width,
+                                       quantize, border_elements)
     how = max(options, key=options.get)
     return how, options[how]
 
@@ -108,6 +112,14 @@ class Budget:
             "float16", "dynamic" or "int8"): with "sliceable", int8 uses the
             int8 cost model, where slices save less. Not with
             `latency_target`, which times float32 files.
+        round_inputs_to: int >= 1, the multiple a convolution's input
+            channels cost in (int8 kernels on a CPU with AMX take 64 at a
+            time): each pruned layer's width is rounded up to it, layers no
+            wider than `round_to` included (their readers' inputs are what
+            pruning them saves), and with `selections="sliceable"` a
+            reader's selection saves only the whole tiles it drops. None
+            (default): 1, or with `latency_target` the input tile measured on
+            this CPU (`kslim.deploy.channel_tile(inputs=True)`).
 
     Raises:
         ValueError / TypeError: for a missing or second budget, or a value out
@@ -126,6 +138,7 @@ class Budget:
     latency_threads: int = 1
     selections: str = None
     quantize: str = None
+    round_inputs_to: int = None
 
     def __post_init__(self):
         given = [k for k in BUDGET_KINDS if getattr(self, k) is not None]
@@ -148,6 +161,8 @@ class Budget:
         object.__setattr__(self, "min_channels", check_int("min_channels", self.min_channels))
         round_to = 1 if self.round_to is None and kind != "latency_target" else self.round_to
         object.__setattr__(self, "round_to", check_int("round_to", round_to, allow_none=True))  # None: measured
+        round_inputs_to = 1 if self.round_inputs_to is None and kind != "latency_target" else self.round_inputs_to
+        object.__setattr__(self, "round_inputs_to", check_int("round_inputs_to", round_inputs_to, allow_none=True))
         object.__setattr__(self, "max_layer_ratio", check_number(
             "max_layer_ratio", self.max_layer_ratio, low=0, high=1, low_open=True, allow_none=True
         ))
@@ -184,7 +199,7 @@ class Budget:
         """The per-layer limits, as keyword arguments of `Analysis.apply_floors`."""
         return dict(
             min_channels=self.min_channels, round_to=self.round_to or 1,
-            max_layer_ratio=self.max_layer_ratio,
+            round_inputs_to=self.round_inputs_to or 1, max_layer_ratio=self.max_layer_ratio,
         )
 
 

@@ -162,6 +162,7 @@ def plan(
     latency_threads=1,
     selections=None,
     quantize=None,
+    round_inputs_to=None,
 ):
     """Decides which channels to prune, without touching the model.
 
@@ -190,7 +191,8 @@ def plan(
         round_to: int >= 1, round each pruned layer's output width up to a
             multiple (layers no wider than it are not rounded, nor the part of
             a shared stream a reader selects: a convolution's time follows its
-            output channels in tiles, its input channels one by one). Default
+            output channels in tiles, its input channels one by one in float32;
+            see `round_inputs_to` where they too come in tiles). Default
             1; with `latency_target`, the multiple XNNPACK's convolutions run
             in on this CPU (`kslim.deploy.channel_tile`, measured once and
             cached), whose channels cost no time.
@@ -211,6 +213,12 @@ def plan(
         quantize: the `kslim.export` quantization the plan is for (None,
             "float16", "dynamic", "int8"): with `selections="sliceable"`, "int8"
             judges selections by the int8 cost model. See `kslim.Budget`.
+        round_inputs_to: int >= 1, the multiple a convolution's input
+            channels cost in: rounds every pruned layer's width (narrow ones
+            too) and, with `selections="sliceable"`, counts a selection's
+            saving in whole tiles. Default 1; with `latency_target`, the
+            input tile measured on this CPU
+            (`kslim.deploy.channel_tile(inputs=True)`). See `kslim.Budget`.
 
     Returns:
         A `kslim.Plan`.
@@ -227,17 +235,18 @@ def plan(
     """
     budget = make_budget(budget, ratio, threshold, flops_target, params_target, min_channels,
                          round_to, max_layer_ratio, exclude, latency_target, latency_threads, selections,
-                         quantize)
+                         quantize, round_inputs_to)
     return decide(Analysis(nesting.flatten(model), exclude=budget.exclude), budget)[0]
 
 
 def make_budget(budget, ratio, threshold, flops_target, params_target, min_channels, round_to,
                 max_layer_ratio, exclude, latency_target=None, latency_threads=1, selections=None,
-                quantize=None):
+                quantize=None, round_inputs_to=None):
     """The `Budget` of `plan`'s / `prune`'s arguments (checked), or the one given."""
     if budget is None:
         return Budget(ratio, threshold, flops_target, params_target, min_channels, round_to,
-                      max_layer_ratio, exclude, latency_target, latency_threads, selections, quantize)
+                      max_layer_ratio, exclude, latency_target, latency_threads, selections, quantize,
+                      round_inputs_to)
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a kslim.Budget, got {type(budget).__name__}.")
     given = dict(ratio=ratio, threshold=threshold, flops_target=flops_target,
@@ -245,6 +254,7 @@ def make_budget(budget, ratio, threshold, flops_target, params_target, min_chann
                  latency_target=latency_target, selections=selections, quantize=quantize)
     extra = [k for k, v in given.items() if v is not None]
     extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, None),
+                                ("round_inputs_to", round_inputs_to, None),
                                 ("latency_threads", latency_threads, 1),
                                 ("exclude", tuple(exclude or ()), ())) if v != d]
     if extra:
@@ -260,10 +270,12 @@ def decide(analysis, budget):
         from kslim.sparsity.factors import how_to_add_factors  # sparsity imports pruning
 
         raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
-    if budget.round_to is None:  # a latency budget: round to the channel tile measured on this CPU
+    if budget.round_to is None or budget.round_inputs_to is None:  # a latency budget: the tiles measured here
         from kslim.deploy.latency import channel_tile  # deploy imports pruning
 
-        budget = dataclasses.replace(budget, round_to=channel_tile(budget.latency_threads))
+        budget = dataclasses.replace(
+            budget, round_to=budget.round_to or channel_tile(budget.latency_threads),
+            round_inputs_to=budget.round_inputs_to or channel_tile(budget.latency_threads, inputs=True))
     kind, value, floors = budget.kind, budget.value, budget.floors
     streams = _stream_readers(analysis) if budget.selections == "sliceable" else None
     if kind == "ratio":
@@ -277,7 +289,7 @@ def decide(analysis, budget):
         pruned, t = _search(analysis, scores, budget, streams)
     chosen = set(pruned)
     floored = analysis.apply_floors(pruned, **floors)
-    pruned = keep_unsliceable(analysis, floored, streams, budget.quantize) if streams else floored
+    pruned = keep_unsliceable(analysis, floored, streams, budget.quantize, budget.round_inputs_to) if streams else floored
     result = make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
                         unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
@@ -289,16 +301,17 @@ def _settle(analysis, chosen, budget, streams):
     `selections="sliceable"` (`streams` from `_stream_readers`), without the readers whose selections
     would not be sliced."""
     pruned = analysis.apply_floors(chosen, **budget.floors)
-    return keep_unsliceable(analysis, pruned, streams, budget.quantize) if streams else pruned
+    return keep_unsliceable(analysis, pruned, streams, budget.quantize, budget.round_inputs_to) if streams else pruned
 
 
-def keep_unsliceable(analysis, pruned, streams, quantize=None):
+def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
     """`pruned` without the groups of every stream reader whose selection does not pay on LiteRT
     (`selections="sliceable"`): neither as slices of its runs of consecutive channels (at most
     `SLICE_RUNS`) nor as one slice over its span saves more time than the slices, and the
     `BorderBias` its dropped constant channels give a zero-padded reader, cost
     (`budget.selection_lowering`, in a file exported with `quantize`; the border as `kslim.prune`'s
-    default exact compensation adds it). `streams` is `_stream_readers(analysis)`, computed once per plan.
+    default exact compensation adds it; the readers' input channels in tiles of `input_tile`). `streams` is
+    `_stream_readers(analysis)`, computed once per plan.
 
     LiteRT runs such a selection as a convolution over the whole stream (`kslim.export` folds it into
     zero weights), so keeping those channels costs no time and keeps what they carry.
@@ -322,7 +335,8 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None):
             border = sum(math.prod(d for d in g.shapes[g.nodes[j].outputs[0]][1:-1] if d) * len(widths[j][1])
                          for j in readers[i] if j in constant and constant[j][dropped].any())
             how, _ = selection_lowering([rank[j] for j in out], len(ins[0]), macs,
-                                        math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d), quantize, border)
+                                        math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d), quantize, border,
+                                        input_tile or 1)
             if how == "whole":
                 restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
         if not restore:
@@ -436,7 +450,7 @@ def _search(analysis, scores, budget, streams):
         return set(), 0.0
     return _bisect(cost, goal, 40, lambda least: (
         f"{kind}={target} cannot be reached: pruning every prunable channel (down to the "
-        f"floors) leaves {least:.4g} of {full:.4g}. Lower min_channels or round_to, "
+        f"floors) leaves {least:.4g} of {full:.4g}. Lower min_channels, round_to or round_inputs_to, "
         "or prune unprunable parts by hand."
     ))
 
@@ -526,9 +540,11 @@ def _floor_reason(width, full, floors):
     cap = floors.get("max_layer_ratio")
     if cap is not None and width == min(full, math.ceil(round((1.0 - cap) * full, 9))):
         return f"max_layer_ratio={cap}"
-    round_to = floors.get("round_to", 1)
-    if round_to > 1 and width % round_to == 0 and width > floors.get("min_channels", 1):
-        return f"round_to={round_to}"
+    for name in ("round_to", "round_inputs_to"):  # the inputs' tile also holds a layer whole (width == full)
+        multiple = floors.get(name, 1)
+        if (multiple > 1 and (width % multiple == 0 or name == "round_inputs_to" and width == full)
+                and width > floors.get("min_channels", 1)):
+            return f"{name}={multiple}"
     return f"min_channels={floors.get('min_channels', 1)}"
 
 

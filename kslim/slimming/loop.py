@@ -27,7 +27,7 @@ from kslim._internal.formatting import first_line
 from kslim._internal.formatting import human as _human
 
 _PHASES = ("sparse", "pruned", "finetuned")
-_PLAN_ARGS = ("min_channels", "round_to", "exclude")
+_PLAN_ARGS = ("min_channels", "round_to", "round_inputs_to", "exclude")
 _PRUNE_ARGS = _PLAN_ARGS + ("compensate",)
 _LABELS = {
     "sparse": "sparsity training",
@@ -141,7 +141,7 @@ def slim(
             (needs matplotlib, the `kslim[plots]` extra; checked first).
         verbose: 0 (silent), 1 (progress lines, plans, progress bars) or 2
             (progress lines, plans, one line per epoch).
-        **prune_args: `min_channels`, `round_to`, `exclude` (see `kslim.plan`)
+        **prune_args: `min_channels`, `round_to`, `round_inputs_to`, `exclude` (see `kslim.plan`)
             and `compensate` (see `kslim.prune`).
 
     Returns:

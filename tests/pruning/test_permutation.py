@@ -134,6 +134,32 @@ def test_sliceable_keeps_a_selection_only_where_the_measured_cost_model_says_it_
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
 
 
+def test_with_an_input_tile_a_selection_saves_only_the_tiles_it_drops():
+    from kslim.pruning.budget import selection_lowering
+
+    # The wide reader of the test above drops 16 of 32 stream channels. In tiles of 16 input channels
+    # that saves one tile; in tiles of 32 (int8 on an AMX CPU takes 64) it saves nothing, and the
+    # reader keeps its whole input.
+    macs = 16 * 16 * 9 * 256
+    positions = list(range(8)) + list(range(24, 32))
+    assert selection_lowering(positions, 32, macs, 16 * 16, input_tile=16)[0] == "slices"
+    assert selection_lowering(positions, 32, macs, 16 * 16, input_tile=32) == ("whole", 0.0)
+    x = inp = keras.Input((16, 16, 3))
+    stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
+    y = L.ReLU(name="wide_relu")(L.BatchNormalization(name="wide_bn")(stream))
+    y = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(256, 3, padding="same", name="wide")(y))
+    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(
+        [y, L.GlobalAveragePooling2D(name="stem_gap")(stream)])))
+    gamma, beta, mean, var = model.get_layer("wide_bn").get_weights()
+    gamma[8:24] = 0.0
+    model.get_layer("wide_bn").set_weights([gamma, beta, mean, var])
+    sixteen = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=16)
+    assert len(runs(sixteen.layers["wide_bn"]["select"])) == 1
+    whole = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=32)
+    assert "wide_bn" not in whole.layers or whole.layers["wide_bn"]["select"] is None
+    assert whole.flops[1] > sixteen.flops[1]
+
+
 def _one_reader(beta):
     """A 32-channel stem read by a 3x3 convolution to 8 channels through a BN whose channels 8-23
     have gamma 0 and the given beta (a constant of `beta` after the ReLU) and by the output."""

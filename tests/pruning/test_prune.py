@@ -151,8 +151,23 @@ def test_round_to_and_max_layer_ratio():
             assert layer.filters % 8 == 0 or layer.filters == full
     # A layer no wider than the multiple is not rounded (a DenseNet's 12-channel growth layers with the
     # channel tile 16 would otherwise never be pruned).
-    wide = kslim.prune(model, threshold=1e-6, round_to=max(l.filters for l in model.layers if isinstance(l, L.Conv2D)))
+    widest = max(l.filters for l in model.layers if isinstance(l, L.Conv2D))
+    wide = kslim.prune(model, threshold=1e-6, round_to=widest)
     assert wide.count_params() == kslim.prune(model, threshold=1e-6).count_params()
+    # round_inputs_to rounds what a layer's readers take in, so narrow layers too: with the widest
+    # layer's width as the input tile every layer keeps all its channels (int8 convolutions on an AMX
+    # CPU cost the same for 8 to 64 input channels).
+    tiled = kslim.prune(model, threshold=1e-6, round_to=widest, round_inputs_to=8)
+    for layer in tiled.layers:
+        if isinstance(layer, L.Conv2D):
+            full = model.get_layer(layer.name).filters
+            assert layer.filters % 8 == 0 or layer.filters == full
+    assert tiled.count_params() > wide.count_params()
+    whole = kslim.plan(model, threshold=1e-6, round_inputs_to=widest)
+    assert whole.flops[1] == whole.flops[0]
+    assert any(f"round_inputs_to={widest}" in rec["why"] for rec in whole.layers.values()), whole.layers
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), tiled(x, training=False)) <= 1e-5
     slim = kslim.prune(model, threshold=1e-6, max_layer_ratio=0.5)
     for layer in slim.layers:
         if isinstance(layer, L.Conv2D):
