@@ -7,8 +7,9 @@ one process:
 
 1. **Staircase.** A 3x3 convolution of a 16x16x64 input to 8, 12, ..., 64
    output channels (`kslim.deploy.latency.probe_times`), float32 and int8, and
-   the multiple `kslim.deploy.channel_tile` picks from the float32 times (the
-   largest of 32, 16, 8 to which rounding every width up costs at most 5%).
+   the multiple `kslim.deploy.channel_tile` picks from the float32 times (see
+   `kslim.deploy.latency.choose_tile`; `benchmarks/channel_tiles.py` gives the
+   input-channel tiles too).
 2. **Fixed ratio.** The zoo's VGG-19 and pre-act ResNet-164 (the deploy
    benchmark's gamma rule, `deploy.py`) and, where this machine has them, the
    CIFAR-10 reproduction's sparsity-trained ResNet-20 and DenseNet-16, pruned
