@@ -74,6 +74,8 @@ def test_the_channel_tile_is_measured_once_per_cpu_and_cached(cache, monkeypatch
     assert latency.channel_tile() == tile
     with pytest.raises(AssertionError, match="measured again"):  # int8 files have a tile of their own
         latency.channel_tile(quantize="int8")
+    with pytest.raises(AssertionError, match="measured again"):  # and input channels one of their own
+        latency.channel_tile(inputs=True)
 
 
 def test_the_tile_is_the_largest_multiple_that_rounding_up_to_costs_no_time():
