@@ -314,7 +314,9 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
     `_stream_readers(analysis)`, computed once per plan.
 
     LiteRT runs such a selection as a convolution over the whole stream (`kslim.export` folds it into
-    zero weights), so keeping those channels costs no time and keeps what they carry.
+    zero weights), so keeping those channels costs no time and keeps what they carry. Likewise a
+    selection best read as one slice over its span keeps the dropped channels inside the span, which
+    that slice reads anyway: the reader then selects one run, and the plan's FLOPs are the file's.
     """
     g = analysis.graph
     pruned = set(pruned)
@@ -339,6 +341,10 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
                                         input_tile or 1)
             if how == "whole":
                 restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
+            elif how == "span":  # the file reads every channel of the span: keep them, and count their FLOPs
+                lo, hi = min(rank[j] for j in out), max(rank[j] for j in out)
+                ids = g.ids[node.outputs[0]]
+                restore |= {g.group(ids[j]) for j in dropped if lo <= rank[j] <= hi} & pruned
         if not restore:
             return pruned
         pruned -= restore

@@ -224,3 +224,24 @@ def test_sliceable_charges_the_border_image_of_dropped_constant_channels(monkeyp
         slim = kslim.prune(model, plan=plan)
         x = inputs(model)
         assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+
+
+def test_a_sliceable_plan_keeps_the_channels_inside_a_span_it_reads_anyway(monkeypatch, tmp_path):
+    from kslim.pruning import budget
+
+    # With slices allowed only for one run, a DenseNet reader whose kept channels form several runs is
+    # best read as one slice over its span, dropped channels inside it over zero weights. The plan
+    # keeps those channels instead: each selection is one run, and the plan's FLOPs are the file's.
+    monkeypatch.setattr(budget, "SLICE_RUNS", 1)
+    model = sparsify(archs.densenet(input_shape=(32, 32, 3), growth=16, layers=4), frac=0.5)
+    every = kslim.plan(model, threshold=1e-8)
+    assert any(rec["select"] is not None and len(runs(rec["select"])) > 1 for rec in every.layers.values())
+    plan = kslim.plan(model, threshold=1e-8, selections="sliceable")
+    selects = [rec["select"] for rec in plan.layers.values() if rec.get("select") is not None]
+    assert selects and all(len(runs(s)) == 1 for s in selects), selects
+    slim = kslim.prune(model, plan=plan)
+    assert kslim.profile(slim).flops == plan.flops[1] < plan.flops[0]
+    report = kslim.export(slim, tmp_path / "m.tflite")
+    assert report.selections["spanned"] == report.selections["folded"] == 0 < report.selections["sliced"]
+    x = inputs(model)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
