@@ -339,11 +339,11 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
             how, _ = selection_lowering([rank[j] for j in out], len(ins[0]), macs,
                                         math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d), quantize, border,
                                         input_tile or 1)
+            ids = g.ids[node.outputs[0]]
             if how == "whole":
-                restore |= {g.group(c) for c in g.ids[node.outputs[0]]} & pruned
+                restore |= {g.group(c) for c in ids} & pruned
             elif how == "span":  # the file reads every channel of the span: keep them, and count their FLOPs
                 lo, hi = min(rank[j] for j in out), max(rank[j] for j in out)
-                ids = g.ids[node.outputs[0]]
                 restore |= {g.group(ids[j]) for j in dropped if lo <= rank[j] <= hi} & pruned
         if not restore:
             return pruned
@@ -546,12 +546,14 @@ def _floor_reason(width, full, floors):
     cap = floors.get("max_layer_ratio")
     if cap is not None and width == min(full, math.ceil(round((1.0 - cap) * full, 9))):
         return f"max_layer_ratio={cap}"
-    for name in ("round_to", "round_inputs_to"):  # the inputs' tile also holds a layer whole (width == full)
-        multiple = floors.get(name, 1)
-        if (multiple > 1 and (width % multiple == 0 or name == "round_inputs_to" and width == full)
-                and width > floors.get("min_channels", 1)):
-            return f"{name}={multiple}"
-    return f"min_channels={floors.get('min_channels', 1)}"
+    least = floors.get("min_channels", 1)
+    round_to = floors.get("round_to", 1)
+    if round_to > 1 and width % round_to == 0 and width > least:
+        return f"round_to={round_to}"
+    tile = floors.get("round_inputs_to", 1)
+    if tile > 1 and (width % tile == 0 or width == full) and width > least:  # a narrow layer is kept whole
+        return f"round_inputs_to={tile}"
+    return f"min_channels={least}"
 
 
 def _kept_reason(analysis, node):
