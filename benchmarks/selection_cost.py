@@ -5,8 +5,8 @@ stream's C channels in k runs of consecutive channels is exported by
 `kslim.export` as k static slices and a concatenation, then a BN, ReLU and
 convolution over K channels. This script times such a block against the same
 block reading the whole stream: LiteRT with XNNPACK, float32, batch 1, 1
-thread, the two files interleaved in one process. The grid covers the
-streams of the deploy benchmark's models (pre-act ResNet-164 at 32x32,
+thread (`--threads N`: N), the two files interleaved in one process. The
+grid covers the streams of the deploy benchmark's models (pre-act ResNet-164 at 32x32,
 ResNet50V2 at 96x96 with 1x1 readers, DenseNet-40 with 3x3 readers), k = 1,
 2, 4 and kept fractions 0.6 and 0.9. It fits, by least squares, the time a
 selection saves in microseconds as
@@ -22,6 +22,12 @@ cost per output value, `per_border_element`. `kslim.pruning.budget`
 holds the fitted constants (`SLICE_COST`): with `selections="sliceable"` a
 stream reader keeps its selection only where the predicted saving is positive.
 
+With `--threads 2` the same grid is timed with 2 interpreter threads: each
+slice costs 2 to 2.7x more there (XNNPACK wakes the second thread for every
+operator, and a copy of a few thousand values gains nothing from it) and a
+multiply-accumulate saved is worth about half, so the planner and
+`kslim.export` slice only what pays at both thread counts.
+
 With `--quantize int8` the same grid is timed as int8 files (calibrated on
 random inputs) and fitted to the int8 constants. There the stream is made in
 the graph, as in the models: a convolution of the input concatenated to it,
@@ -29,14 +35,16 @@ and the stream also goes on to a second concatenation with the reader's
 output. That matters: the converter gives an in-graph stream that slices read
 a requantized copy of its own (a QUANTIZE over the whole stream), which a
 stream that is the model's input does not show. A multiply-accumulate saved
-is worth about 2.4x less in int8 here, so a slice saves far less.
+is worth about 3x less in int8 (2.4x on the AMD machine), so a slice saves
+far less.
 
 Usage:
 
-    python benchmarks/selection_cost.py [--runs 600] [--quantize int8]
+    python benchmarks/selection_cost.py [--runs 600] [--quantize int8] [--threads 2]
 
-Writes results/selection_cost.json (results/selection_cost_int8.json) and
-prints the table.
+Writes results/selection_cost.json (selection_cost_int8.json,
+selection_cost_2threads.json, selection_cost_int8_2threads.json) and prints
+the table; each run takes 3 to 5 minutes.
 """
 
 import argparse
@@ -112,15 +120,16 @@ def _export(model, path, quantize, **kwargs):
                         atol=float("inf") if quantize else None, **kwargs)
 
 
-def _time_pair(paths, runs_per_model):
+def _time_pair(paths, runs_per_model, threads=1):
     """`(us of the first file, us the second saves over it)`: medians of interleaved rounds, paired."""
     (first, a), (second, b) = paths.items()
-    times = deploy.interleaved_latency({first: (a, 1, True), second: (b, 1, True)}, runs_per_model, block=20)
+    times = deploy.interleaved_latency({first: (a, threads, True), second: (b, threads, True)}, runs_per_model,
+                                       block=20)
     saved = np.median([np.median(x) - np.median(y) for x, y in zip(times[first], times[second])])
     return float(np.median(np.concatenate(times[first])) * 1e3), float(saved * 1e3)
 
 
-def measure(cell, runs_per_model, workdir, quantize=None):
+def measure(cell, runs_per_model, workdir, quantize=None, threads=1):
     side, channels, filters, kernel, k, kept = cell
     select = indices(channels, kept, k)
     paths = {}
@@ -131,7 +140,7 @@ def measure(cell, runs_per_model, workdir, quantize=None):
         paths[name] = os.path.join(workdir, f"{name}.tflite")
         report = _export(model, paths[name], quantize, selections="slices")
         assert not report.selections or report.selections["sliced"] == 1
-    whole_us, saved_us = _time_pair(paths, runs_per_model)
+    whole_us, saved_us = _time_pair(paths, runs_per_model, threads)
     macs_saved = side * side * kernel * kernel * filters * (channels - len(select))
     return {"side": side, "channels": channels, "filters": filters, "kernel": kernel, "runs": k,
             "kept": len(select), "macs_saved": macs_saved, "elements": side * side * len(select),
@@ -143,7 +152,7 @@ def measure(cell, runs_per_model, workdir, quantize=None):
 BORDER_SHAPES = [(32, 64, 12), (16, 128, 12), (8, 160, 12), (32, 16, 16), (16, 32, 32), (8, 64, 64)]
 
 
-def border_cost(side, channels, filters, runs_per_model, workdir, quantize=None):
+def border_cost(side, channels, filters, runs_per_model, workdir, quantize=None, threads=1):
     """Times a 3x3 reader with and without the `BorderBias` that a pruned constant channel gives it."""
     paths = {}
     for name in ("plain", "border"):
@@ -156,7 +165,7 @@ def border_cost(side, channels, filters, runs_per_model, workdir, quantize=None)
         model = keras.Model(inp, L.Concatenate()([inp, x]))
         paths[name] = os.path.join(workdir, f"{name}.tflite")
         _export(model, paths[name], quantize)
-    plain_us, saved_us = _time_pair(paths, runs_per_model)
+    plain_us, saved_us = _time_pair(paths, runs_per_model, threads)
     return {"side": side, "channels": channels, "filters": filters, "elements": side * side * filters,
             "plain_us": plain_us, "cost_us": -saved_us}
 
@@ -169,19 +178,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=600, help="timed invokes per file")
     parser.add_argument("--quantize", choices=("int8",), default=None, help="time int8 files instead of float32")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="kslim-slice-cost-") as workdir:
         for side, channels, filters, kernel in SHAPES:
             for k in RUNS:
                 for kept in KEPT:
-                    rows.append(measure((side, channels, filters, kernel, k, kept), args.runs, workdir, args.quantize))
+                    rows.append(measure((side, channels, filters, kernel, k, kept), args.runs, workdir, args.quantize,
+                                        args.threads))
                     r = rows[-1]
                     print(f"{side:3d}x{side:<3d} C={channels:5d} -> {filters:4d} k{kernel} runs={k} kept={r['kept']:5d}: "
                           f"whole {r['whole_us']:8.1f} us, sliced saves {r['saved_us']:7.1f} us", flush=True)
         borders = []
         for side, channels, filters in BORDER_SHAPES:
-            borders.append(border_cost(side, channels, filters, args.runs, workdir, args.quantize))
+            borders.append(border_cost(side, channels, filters, args.runs, workdir, args.quantize, args.threads))
             r = borders[-1]
             print(f"{side:3d}x{side:<3d} C={channels:5d} -> {filters:4d} k3 + BorderBias: "
                   f"plain {r['plain_us']:8.1f} us, the border adds {r['cost_us']:6.1f} us", flush=True)
@@ -195,8 +206,9 @@ def main():
         r["predicted_us"] = float(p)
     print("fit (microseconds):", {k: f"{v:.4g}" for k, v in model.items()})
     print(f"sign of the saving predicted right in {agree} of {len(rows)} cells")
-    name = "selection_cost" + (f"_{args.quantize}" if args.quantize else "")
-    path = _common.write(name, {"runs": args.runs, "threads": 1, "quantize": args.quantize or "float32",
+    name = ("selection_cost" + (f"_{args.quantize}" if args.quantize else "")
+            + (f"_{args.threads}threads" if args.threads > 1 else ""))
+    path = _common.write(name, {"runs": args.runs, "threads": args.threads, "quantize": args.quantize or "float32",
                                 "model": model, "sign_agreement": [agree, len(rows)], "rows": rows,
                                 "border_rows": borders})
     print(f"wrote {path}")

@@ -87,7 +87,8 @@ def export(
         selections: how a TFLite file holds the model's `ChannelSelect`
             layers: `"auto"` (whichever the measured cost model
             `kslim.pruning.budget.selection_lowering`, int8's when
-            `quantize` is "int8", predicts fastest: a static slice per run
+            `quantize` is "int8", predicts fastest at 1 and at 2
+            interpreter threads: a static slice per run
             of consecutive channels, at most 4; one slice over the span
             from the first kept channel to the last, zero weights for the
             dropped ones inside it; or zero weights for every dropped

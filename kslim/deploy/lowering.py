@@ -42,10 +42,11 @@ def lowered(model, mode="auto", quantize=None):
 
     With `"auto"` each selection is written the way the measured cost model
     (`kslim.pruning.budget.selection_lowering`, int8's for `quantize="int8"`)
-    predicts fastest: static slices of its runs of consecutive channels (at
-    most `SLICE_RUNS`) and concatenations of at most 4 tensors (XNNPACK's
-    limit); one slice over its span, the dropped channels inside it read
-    over zero weights; or folded into zero weights (`fold_selections`). A
+    predicts fastest (a saving must hold at 1 and at 2 interpreter threads):
+    static slices of its runs of consecutive channels (at most `SLICE_RUNS`)
+    and concatenations of at most 4 tensors (XNNPACK's limit); one slice
+    over its span, the dropped channels inside it read over zero weights;
+    or folded into zero weights (`fold_selections`). A
     selection that zero weights cannot stand in for is sliced. `"slices"`
     slices every selection, `"fold"` folds every one it can, `"gather"`
     leaves them as TFLite GATHERs. A `BorderBias` becomes a channel of ones

@@ -13,32 +13,47 @@ SELECTIONS = ("all", "sliceable")
 # A channel selection of at most this many runs of consecutive channels is exported as that many
 # static slices; one of more is folded into zero weights (benchmarks/selection_lowering.py).
 SLICE_RUNS = 4
-# What slicing a stream selection saves on LiteRT (XNNPACK, 1 thread), in microseconds, as fitted by
-# benchmarks/selection_cost.py on this project's 2-core CPU machine (2026-12-03): the narrower reader
-# saves time per multiply-accumulate, each slice costs a fixed time and a time per value it copies,
-# and a `BorderBias` (dropped channels that are nonzero constants, read by a zero-padded reader) a time
-# per value of its image. float32: results/selection_cost.json (the sign of the saving is right in
-# 43 of its 48 cells). int8 (`quantize="int8"` in the plan and the export):
-# results/selection_cost_int8.json (36 of 48; every miss is a saving under 3 us predicted as a
-# loss), timed on a stream made in the graph, whose slices read a requantized copy of it;
-# a multiply-accumulate saved is worth 2.4x less in int8.
+# What slicing a stream selection saves on LiteRT (XNNPACK), in microseconds, at 1 and 2 interpreter
+# threads, as fitted by benchmarks/selection_cost.py [--threads 2] on this project's 2-core CPU machine
+# (Intel Xeon with AVX-512 and AMX, 2026-12-05): the narrower reader saves time per
+# multiply-accumulate, each slice costs a fixed time and a time per value it copies, and a
+# `BorderBias` (dropped channels that are nonzero constants, read by a zero-padded reader) a time per
+# value of its image. A selection counts as paying only where it pays at every thread count here
+# (`slice_saving` takes the least): at 2 threads each slice costs 2 to 2.7x more (the second thread
+# is woken for every operator) and a multiply-accumulate saved is worth less, so a plan made for one
+# thread that slices freely runs slower than the unpruned model at two (the trained DenseNet-16 of
+# the deploy benchmark did). float32: results/selection_cost.json and selection_cost_2threads.json;
+# int8 (`quantize="int8"` in the plan and the export): results/selection_cost_int8.json and
+# selection_cost_int8_2threads.json, timed on a stream made in the graph, whose slices read a
+# requantized copy of it; a multiply-accumulate saved is worth several times less in int8.
 SLICE_COST = {
-    "float32": {"per_mac": 1.197e-05, "per_run": 1.577, "per_element": 1.382e-04, "per_border_element": 4.062e-05},
-    "int8": {"per_mac": 5.057e-06, "per_run": 2.378, "per_element": 6.963e-05, "per_border_element": 9.409e-05},
+    "float32": {
+        1: {"per_mac": 2.173e-05, "per_run": 2.619, "per_element": 0.0002249, "per_border_element": 6.086e-05},
+        2: {"per_mac": 1.279e-05, "per_run": 7.097, "per_element": 0.0001998, "per_border_element": 0.0002152},
+    },
+    "int8": {
+        1: {"per_mac": 6.8e-06, "per_run": 2.977, "per_element": 0.0001057, "per_border_element": 0.0002075},
+        2: {"per_mac": 3.194e-06, "per_run": 6.065, "per_element": 8.22e-05, "per_border_element": 0.0002865},
+    },
 }
 # kslim.export's quantize modes. Plans for float16 and dynamic-range files use the float32 cost model:
 # their activations are float32.
 QUANTIZE_MODES = (None, "float16", "dynamic", "int8")
 
 
-def slice_saving(macs_saved, runs, elements, quantize=None, border_elements=0):
+def slice_saving(macs_saved, runs, elements, quantize=None, border_elements=0, threads=None):
     """Predicted microseconds that slicing a selection saves over reading the whole stream:
     `macs_saved` by the narrower reader, in `runs` slices copying `elements` values, less the
     `BorderBias` image of `border_elements` values that the dropped constant channels add, in a
-    file exported with `quantize` (`SLICE_COST["int8"]` for "int8", else float32's)."""
-    c = SLICE_COST["int8" if quantize == "int8" else "float32"]
-    return (c["per_mac"] * macs_saved - c["per_run"] * runs - c["per_element"] * elements
-            - c["per_border_element"] * border_elements)
+    file exported with `quantize` (`SLICE_COST["int8"]` for "int8", else float32's), run with
+    `threads` interpreter threads; None (default): the least saving over the thread counts fitted."""
+    fits = SLICE_COST["int8" if quantize == "int8" else "float32"]
+    if threads is not None and threads not in fits:
+        raise ValueError(f"threads={threads!r}: the slice cost model is fitted at {sorted(fits)} threads "
+                         "(benchmarks/selection_cost.py --threads N fits another); pass one of them or None.")
+    return min(c["per_mac"] * macs_saved - c["per_run"] * runs - c["per_element"] * elements
+               - c["per_border_element"] * border_elements
+               for t, c in fits.items() if threads in (None, t))
 
 
 def selection_lowering(positions, full, macs_per_channel, pixels, quantize=None, border_elements=0, input_tile=1):
@@ -106,8 +121,8 @@ class Budget:
             consecutive channels (`kslim.export` folds such a selection into
             zero weights, giving back its FLOPs), or slices that cost more
             time than the narrower reader saves by the measured cost model
-            `SLICE_COST`. Same latency or better, more channels kept, FLOPs
-            counted as they run.
+            `SLICE_COST`, at 1 or at 2 interpreter threads. Same latency or
+            better, more channels kept, FLOPs counted as they run.
         quantize: the `kslim.export` quantization the plan is for (None,
             "float16", "dynamic" or "int8"): with "sliceable", int8 uses the
             int8 cost model, where slices save less. Not with
