@@ -448,6 +448,35 @@ def _paper_comparison(name, base, pruned):
     }
 
 
+def _slower(v):
+    """The thread counts at which a variant whose FLOPs fall by 10% or more runs slower than its baseline."""
+    if v["flops_reduction"] < 1 / 0.9:
+        return []
+    return [threads for threads in ("1", "2") if v["speedup"][threads]["speedup"] < 1]
+
+
+def aim_lines(results):
+    """Issue 13's two aims over every row: speed-up >= 0.9x the FLOPs reduction at 1 thread, per variant;
+    and the rows slower than their baseline (at 1 or 2 threads) although their FLOPs fall by 10% or more."""
+    met, slower = {}, []
+    for record in results:
+        for tag, v in record["variants"].items():
+            if tag.startswith("baseline"):
+                continue
+            met.setdefault(tag, []).append((record["model"], v["speedup"]["1"]["speedup_over_flops_reduction"]))
+            slower += [f"{record['model']} `{tag}` at {threads} thread(s), {v['speedup'][threads]['speedup']:.4f}x "
+                       f"for {v['flops_reduction']:.2f}x fewer FLOPs" for threads in _slower(v)]
+    lines = []
+    order = ["pruned", "sliceable", "tiled"]
+    for tag, rows in sorted(met.items(), key=lambda item: (" int8" in item[0], order.index(item[0].split()[0]))):
+        short = [f"{model} {ratio:.2f}" for model, ratio in rows if ratio < AIM]
+        lines.append(f"- `{tag}`: {len(rows) - len(short)} of {len(rows)} models meet the {AIM} aim at 1 thread"
+                     + (f" (short: {', '.join(short)})" if short else "") + ".")
+    lines.append("- Slower than the baseline with FLOPs down by 10% or more: "
+                 + ("; ".join(slower) if slower else "none, at 1 or 2 threads") + ".")
+    return lines
+
+
 def _notes(name, record):
     """Plain statements of where the measured speed-up falls short of the FLOPs reduction, and why."""
     notes = []
@@ -463,17 +492,17 @@ def _notes(name, record):
                          f"(ratio {sp['speedup_over_flops_reduction']:.2f}, p10 ratio {sp['ratio_of_p10']:.2f}x)")
         ratio = v["speedup"]["1"]["speedup_over_flops_reduction"]
         verdict = "meets" if ratio >= AIM else "falls short of"
-        slower = v["flops_reduction"] >= 1 / 0.9 and v["speedup"]["1"]["speedup"] < 1
+        slower = _slower(v)
         notes.append(f"`{tag}` against `{v['against']}`: {v['flops_reduction']:.2f}x fewer FLOPs, speed-up "
                      f"{'; '.join(parts)}: {verdict} the {AIM} aim at 1 thread"
-                     f"{'; slower than the baseline' if slower else ''}.")
+                     + (f"; slower than the baseline at {' and '.join(slower)} thread(s)" if slower else "") + ".")
     if record["channel_selections"]:
         lowered = pruned.get("selections") or {}
         notes.append(
             f"`pruned` (every reader's selection, the paper's way) has {record['channel_selections']} channel "
             f"selections: `kslim.export` wrote {lowered.get('sliced', 0)} as static slices and folded "
             f"{lowered.get('folded', 0)} into zero weights (more than 4 runs of consecutive channels, or slices that "
-            f"the measured cost model says cost more than the narrower convolution saves), so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} "
+            f"the measured cost model says cost more than the narrower convolution saves, at 1 or at 2 threads), so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} "
             f"XNNPACK partition(s) (the baseline: {variants['baseline'].get('xnnpack_partitions')}). A folded "
             "selection gives back the FLOPs it saved, so this file does more FLOPs than `kslim.profile` counts for "
             "the pruned Keras model.")
@@ -482,7 +511,7 @@ def _notes(name, record):
         notes.append(
             f"`sliceable` (`selections=\"sliceable\"`, as latency-budgeted plans prune, here with `round_to=1`; `tiled` rounds to the tiles as they do by default) keeps the whole input of "
             f"each reader whose selection would be folded or, by the measured cost model "
-            f"(`benchmarks/selection_cost.py`), would cost more as slices than it saves: {record['sliceable_channels_pruned']} channels pruned "
+            f"(`benchmarks/selection_cost.py`), would cost more as slices than it saves at 1 or at 2 threads: {record['sliceable_channels_pruned']} channels pruned "
             f"instead of {record['channels']['pruned']}, {(sl.get('selections') or {}).get('folded', 0)} selections "
             f"folded, {sl.get('xnnpack_partitions')} partition(s); its FLOPs are the ones the file runs, "
             f"{sl['flops_reduction']:.2f}x fewer than the baseline's.")
@@ -526,8 +555,9 @@ def _notes(name, record):
     no_gain = [tag for tag, v in record["variants"].items()
                if v["latency_ms"]["2"]["median"] > 0.95 * v["latency_ms"]["1"]["median"]]
     if no_gain:
-        notes.append(f"2 threads bring no gain over 1 for {', '.join(no_gain)}: the machine's 2 cores were shared "
-                     "with other work during the run (see the load average), so a second thread mostly waits.")
+        notes.append(f"2 threads bring no gain over 1 for {', '.join(no_gain)}: XNNPACK wakes the second thread "
+                     "for every operator, which small operators do not repay, and the machine's 2 cores may have been "
+                     "shared with other work (see the load average).")
     ratio = pruned["speedup"]["1"]["speedup_over_flops_reduction"]
     if name == "vgg19" and ratio > 1:
         notes.append(
@@ -657,6 +687,10 @@ def write_markdown(path, data):
         "the pruned networks are not fine-tuned and their accuracy is not measured.",
         "",
         _md_table(table_rows(data["results"])),
+        "",
+        "Aims (issue 13):",
+        "",
+        *aim_lines(data["results"]),
         "",
         "Reductions against Liu et al. 2017, Table 1 (our gamma rule decides which channels go, so they differ):",
         "",
