@@ -5,10 +5,11 @@ zoo, pruned at the paper's ratios (70% / 40% / 40% of all channels), and for
 keras.applications ResNet50V2 and DenseNet121 (pre-activation and dense
 streams; weights=None, 96x96 input, 40%), this script reports for the
 baseline and each pruned variant (`pruned`: the paper's channel selections;
-`sliceable`: `selections="sliceable"`; `tiled`: that with
-`round_to=kslim.deploy.channel_tile()` and
-`round_inputs_to=kslim.deploy.channel_tile(inputs=True)`; float32 and int8, the int8 plans made
-with `quantize="int8"`): trainable parameters
+`sliceable`: `selections="sliceable"`; `tiled`: `runtime="litert"`, that
+with `round_to=kslim.deploy.channel_tile()` and
+`round_inputs_to=kslim.deploy.channel_tile(inputs=True)`; float32 and int8,
+the int8 plans made with `quantize="int8"`, which makes `runtime="litert"`
+round to the int8 tiles): trainable parameters
 (as the paper counts them; `kslim.profile(m).trainable_params`), FLOPs
 (2 x MACs), float32 TFLite file size, single-image latency with the LiteRT
 interpreter (XNNPACK, its default CPU delegate) at 1 and 2 threads (median,
@@ -343,7 +344,7 @@ def run_model(name, args, workdir):
     plans = {}
     if record["channel_selections"]:
         plans["sliceable"] = dict(selections="sliceable")
-    plans["tiled"] = dict(selections="sliceable", round_to=tile, round_inputs_to=tile_in)
+    plans["tiled"] = dict(runtime="litert")  # selections="sliceable", the tiles measured here
     for tag, kw in plans.items():
         p = kslim.plan(model, ratio=RATIOS[name], **kw)
         variants[tag] = (kslim.prune(model, plan=p), None)
@@ -351,8 +352,7 @@ def run_model(name, args, workdir):
     variants["baseline int8"] = (model, "int8")
     first = "sliceable" if "sliceable" in plans else "pruned"
     variants[f"{first} int8"] = (variants[first][0], "int8")
-    for tag, kw in plans.items():
-        kw = dict(kw, round_to=tile_int8, round_inputs_to=tile_in_int8) if "round_to" in kw else kw
+    for tag, kw in plans.items():  # runtime="litert" with quantize="int8" rounds to the int8 tiles
         p = kslim.plan(model, ratio=RATIOS[name], quantize="int8", **kw)
         variants[f"{tag} int8"] = (kslim.prune(model, plan=p), "int8")
         record[f"{tag}_int8_channels_pruned"] = p.factors[1]
@@ -521,7 +521,7 @@ def _notes(name, record):
                 f"{record['sliceable_int8_channels_pruned']} channels pruned.")
     if "tiled" in variants and "tile" in record:
         notes.append(
-            f"`tiled` is `sliceable` with `round_to=kslim.deploy.channel_tile()` ({record['tile']} here): every pruned "
+            f"`tiled` is `runtime=\"litert\"`: `sliceable` with `round_to=kslim.deploy.channel_tile()` ({record['tile']} here): every pruned "
             f"width wider than {record['tile']} is rounded up to a multiple of it, the output channels XNNPACK computes "
             f"at once on this CPU"
             + (f", and with `round_inputs_to=channel_tile(inputs=True)` ({record['input_tile']} here) every "
@@ -673,8 +673,8 @@ def write_markdown(path, data):
         "LiteRT interpreter with XNNPACK; latency median [p10, p90] of "
         f"{data['args']['runs']} invokes per model and thread count, all variants of a model interleaved. "
         "Variants: `pruned` is `kslim.prune(model, ratio=r)` (every reader of a shared stream selects its "
-        "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`, `tiled` that "
-        "with `round_to=kslim.deploy.channel_tile()` and `round_inputs_to=channel_tile(inputs=True)` (the output- "
+        "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`, `tiled` "
+        "`runtime=\"litert\"`: that with `round_to=kslim.deploy.channel_tile()` and `round_inputs_to=channel_tile(inputs=True)` (the output- "
         "and input-channel tiles XNNPACK's convolutions run in on this CPU; the int8 tiles, "
         "`channel_tile(quantize=\"int8\", ...)`, for `tiled int8`); int8 variants are timed against "
         "the int8 baseline, and `sliceable int8` / `tiled int8` are planned with `quantize=\"int8\"`. ResNet50V2 and DenseNet121 are keras.applications models "

@@ -10,6 +10,8 @@ from kslim._internal.checks import check_int, check_number
 
 BUDGET_KINDS = ("ratio", "threshold", "flops_target", "params_target", "latency_target")
 SELECTIONS = ("all", "sliceable")
+# What a plan is for: None, FLOPs (the paper's plan); "litert", LiteRT with XNNPACK on this CPU.
+RUNTIMES = (None, "litert")
 # A channel selection of at most this many runs of consecutive channels is exported as that many
 # static slices; one of more is folded into zero weights (benchmarks/selection_lowering.py).
 SLICE_RUNS = 4
@@ -101,9 +103,9 @@ class Budget:
         min_channels: int >= 1, the fewest channels any layer keeps.
         round_to: int >= 1, round each pruned layer's output width up to a
             multiple (layers no wider than it are not rounded, nor a stream
-            reader's selection); None (default): 1, or with `latency_target`
-            the channel multiple measured on this CPU
-            (`kslim.deploy.channel_tile`).
+            reader's selection); None (default): 1, or with
+            `runtime="litert"` (and `latency_target`) the channel multiple
+            measured on this CPU (`kslim.deploy.channel_tile`).
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
@@ -112,9 +114,10 @@ class Budget:
             a fraction of the unpruned model's (XNNPACK, float32, batch 1,
             `latency_threads` threads); the ratio is found by bisection on
             measurements (`kslim.deploy.LatencyMeter`, cached).
-        latency_threads: int >= 1, the interpreter threads for `latency_target`.
-        selections: "all" (default; "sliceable" with `latency_target`): where a
-            block reads part of a shared stream, "all" prunes every reader's
+        latency_threads: int >= 1, the interpreter threads for `latency_target`
+            and for the tiles `runtime="litert"` measures.
+        selections: "all" (default; "sliceable" with `runtime="litert"` and
+            `latency_target`): where a block reads part of a shared stream, "all" prunes every reader's
             input as its factors say (the paper's channel selection);
             "sliceable" keeps a reader's whole input where its selection
             does not pay on LiteRT: more than `SLICE_RUNS` runs of
@@ -133,8 +136,17 @@ class Budget:
             wider than `round_to` included (their readers' inputs are what
             pruning them saves), and with `selections="sliceable"` a
             reader's selection saves only the whole tiles it drops. None
-            (default): 1, or with `latency_target` the input tile measured on
-            this CPU (`kslim.deploy.channel_tile(inputs=True)`).
+            (default): 1, or with `runtime="litert"` (and `latency_target`)
+            the input tile measured on this CPU
+            (`kslim.deploy.channel_tile(inputs=True)`).
+        runtime: None (default): plan for FLOPs, as the paper prunes; or
+            "litert": plan for LiteRT with XNNPACK on this CPU, what
+            `kslim.export` files run on: `selections` defaults to
+            "sliceable" and `round_to` / `round_inputs_to` to the channel
+            tiles measured here for `quantize` (`kslim.deploy.channel_tile`
+            at `latency_threads`, cached), whose channels cost no time, so
+            that the plan's FLOPs fall only where time falls. A
+            `latency_target` plans for "litert".
 
     Raises:
         ValueError / TypeError: for a missing or second budget, or a value out
@@ -154,6 +166,7 @@ class Budget:
     selections: str = None
     quantize: str = None
     round_inputs_to: int = None
+    runtime: str = None
 
     def __post_init__(self):
         given = [k for k in BUDGET_KINDS if getattr(self, k) is not None]
@@ -173,10 +186,15 @@ class Budget:
         }
         kind = given[0]
         object.__setattr__(self, kind, check_number(kind, getattr(self, kind), **checks[kind]))
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime={self.runtime!r} is not supported; use None (plan for FLOPs, as the paper "
+                             "prunes) or 'litert' (plan for LiteRT with XNNPACK on this CPU).")
+        litert = self.runtime == "litert" or kind == "latency_target"
+        object.__setattr__(self, "runtime", "litert" if litert else None)
         object.__setattr__(self, "min_channels", check_int("min_channels", self.min_channels))
-        round_to = 1 if self.round_to is None and kind != "latency_target" else self.round_to
+        round_to = 1 if self.round_to is None and not litert else self.round_to
         object.__setattr__(self, "round_to", check_int("round_to", round_to, allow_none=True))  # None: measured
-        round_inputs_to = 1 if self.round_inputs_to is None and kind != "latency_target" else self.round_inputs_to
+        round_inputs_to = 1 if self.round_inputs_to is None and not litert else self.round_inputs_to
         object.__setattr__(self, "round_inputs_to", check_int("round_inputs_to", round_inputs_to, allow_none=True))
         object.__setattr__(self, "max_layer_ratio", check_number(
             "max_layer_ratio", self.max_layer_ratio, low=0, high=1, low_open=True, allow_none=True
@@ -184,7 +202,7 @@ class Budget:
         object.__setattr__(self, "latency_threads", check_int("latency_threads", self.latency_threads))
         selections = self.selections
         if selections is None:
-            selections = "sliceable" if kind == "latency_target" else "all"
+            selections = "sliceable" if litert else "all"
         if selections not in SELECTIONS:
             raise ValueError(f"selections={selections!r} is not supported; use one of {SELECTIONS}.")
         object.__setattr__(self, "selections", selections)

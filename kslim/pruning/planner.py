@@ -163,6 +163,7 @@ def plan(
     selections=None,
     quantize=None,
     round_inputs_to=None,
+    runtime=None,
 ):
     """Decides which channels to prune, without touching the model.
 
@@ -193,8 +194,8 @@ def plan(
             a shared stream a reader selects: a convolution's time follows its
             output channels in tiles, its input channels one by one in float32;
             see `round_inputs_to` where they too come in tiles). Default
-            1; with `latency_target`, the multiple XNNPACK's convolutions run
-            in on this CPU (`kslim.deploy.channel_tile`, measured once and
+            1; with `runtime="litert"` or `latency_target`, the multiple
+            XNNPACK's convolutions run in on this CPU (`kslim.deploy.channel_tile`, measured once and
             cached), whose channels cost no time.
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
@@ -208,17 +209,23 @@ def plan(
             bisection (about 8 measurements, cached: see
             `kslim.deploy.latency`). Needs `ai-edge-litert` and TensorFlow.
         latency_threads: int, interpreter threads for `latency_target`.
-        selections: "all" or "sliceable" (the default with `latency_target`):
-            see `kslim.Budget`.
+        selections: "all" or "sliceable" (the default with `runtime="litert"`
+            and `latency_target`): see `kslim.Budget`.
         quantize: the `kslim.export` quantization the plan is for (None,
             "float16", "dynamic", "int8"): with `selections="sliceable"`, "int8"
             judges selections by the int8 cost model. See `kslim.Budget`.
         round_inputs_to: int >= 1, the multiple a convolution's input
             channels cost in: rounds every pruned layer's width (narrow ones
             too) and, with `selections="sliceable"`, counts a selection's
-            saving in whole tiles. Default 1; with `latency_target`, the
-            input tile measured on this CPU
+            saving in whole tiles. Default 1; with `runtime="litert"` or
+            `latency_target`, the input tile measured on this CPU
             (`kslim.deploy.channel_tile(inputs=True)`). See `kslim.Budget`.
+        runtime: None (default), a plan for FLOPs; "litert", a plan for
+            LiteRT with XNNPACK on this CPU: `selections="sliceable"` and the
+            measured channel tiles (for `quantize`) as `round_to` and
+            `round_inputs_to` by default, so that FLOPs fall only where time
+            does (`kslim.prune(model, ratio=0.4, runtime="litert")`). See
+            `kslim.Budget`.
 
     Returns:
         A `kslim.Plan`.
@@ -235,23 +242,23 @@ def plan(
     """
     budget = make_budget(budget, ratio, threshold, flops_target, params_target, min_channels,
                          round_to, max_layer_ratio, exclude, latency_target, latency_threads, selections,
-                         quantize, round_inputs_to)
+                         quantize, round_inputs_to, runtime)
     return decide(Analysis(nesting.flatten(model), exclude=budget.exclude), budget)[0]
 
 
 def make_budget(budget, ratio, threshold, flops_target, params_target, min_channels, round_to,
                 max_layer_ratio, exclude, latency_target=None, latency_threads=1, selections=None,
-                quantize=None, round_inputs_to=None):
+                quantize=None, round_inputs_to=None, runtime=None):
     """The `Budget` of `plan`'s / `prune`'s arguments (checked), or the one given."""
     if budget is None:
         return Budget(ratio, threshold, flops_target, params_target, min_channels, round_to,
                       max_layer_ratio, exclude, latency_target, latency_threads, selections, quantize,
-                      round_inputs_to)
+                      round_inputs_to, runtime)
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a kslim.Budget, got {type(budget).__name__}.")
     given = dict(ratio=ratio, threshold=threshold, flops_target=flops_target,
                  params_target=params_target, max_layer_ratio=max_layer_ratio,
-                 latency_target=latency_target, selections=selections, quantize=quantize)
+                 latency_target=latency_target, selections=selections, quantize=quantize, runtime=runtime)
     extra = [k for k, v in given.items() if v is not None]
     extra += [k for k, v, d in (("min_channels", min_channels, 1), ("round_to", round_to, None),
                                 ("round_inputs_to", round_inputs_to, None),
@@ -270,12 +277,13 @@ def decide(analysis, budget):
         from kslim.sparsity.factors import how_to_add_factors  # sparsity imports pruning
 
         raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
-    if budget.round_to is None or budget.round_inputs_to is None:  # a latency budget: the tiles measured here
+    if budget.round_to is None or budget.round_inputs_to is None:  # runtime="litert": the tiles measured here
         from kslim.deploy.latency import channel_tile  # deploy imports pruning
 
+        threads, quantize = budget.latency_threads, budget.quantize
         budget = dataclasses.replace(
-            budget, round_to=budget.round_to or channel_tile(budget.latency_threads),
-            round_inputs_to=budget.round_inputs_to or channel_tile(budget.latency_threads, inputs=True))
+            budget, round_to=budget.round_to or channel_tile(threads, quantize),
+            round_inputs_to=budget.round_inputs_to or channel_tile(threads, quantize, inputs=True))
     kind, value, floors = budget.kind, budget.value, budget.floors
     streams = _stream_readers(analysis) if budget.selections == "sliceable" else None
     if kind == "ratio":

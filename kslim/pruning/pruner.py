@@ -27,6 +27,7 @@ def prune(
     selections=None,
     quantize=None,
     round_inputs_to=None,
+    runtime=None,
 ):
     """Returns a new, physically narrower copy of `model` without its weakest channels.
 
@@ -76,8 +77,8 @@ def prune(
         model: a built functional or Sequential Keras model.
         ratio, threshold, flops_target, params_target, min_channels,
             round_to, max_layer_ratio, exclude, latency_target,
-            latency_threads, selections, quantize, round_inputs_to: see
-            `kslim.plan`.
+            latency_threads, selections, quantize, round_inputs_to, runtime:
+            see `kslim.plan`.
         plan: a `kslim.Plan` (from `kslim.plan` or `Plan.from_json`) to
             apply instead of a budget.
         compensate: fold the constant that each pruned channel leaves
@@ -113,7 +114,8 @@ def prune(
     if plan is None:
         budget = make_budget(budget, ratio, threshold, flops_target, params_target,
                              min_channels, round_to, max_layer_ratio, exclude,
-                             latency_target, latency_threads, selections, quantize, round_inputs_to)
+                             latency_target, latency_threads, selections, quantize, round_inputs_to,
+                             runtime)
     elif any(v is not None for v in (ratio, threshold, flops_target, params_target, latency_target)):
         budget = "given"  # refused below
     slim = prune_and_plan(

@@ -133,3 +133,37 @@ def test_sliceable_selections_keep_the_readers_that_litert_would_run_over_the_wh
     assert "GATHER" not in report.ops and not (report.selections or {}).get("folded"), report.selections
     assert kslim.profile(slim).flops == sliceable.flops[1]
     np.testing.assert_equal(sliceable.factors[0], every.factors[0])
+
+
+def test_a_plan_for_litert_slices_what_pays_and_rounds_to_the_tiles_measured_here(cache, monkeypatch, tmp_path):
+    # runtime="litert" is selections="sliceable" with the channel tiles measured on this CPU (for the
+    # plan's quantization) as round_to and round_inputs_to: one keyword for what a phone plan needs.
+    assert kslim.Budget(ratio=0.4, runtime="litert").selections == "sliceable"
+    assert kslim.Budget(ratio=0.4, runtime="litert", selections="all").selections == "all"
+    assert kslim.Budget(latency_target=0.5).runtime == "litert" and kslim.Budget(ratio=0.4).runtime is None
+    assert (kslim.Budget(ratio=0.4).round_to, kslim.Budget(ratio=0.4, runtime="litert").round_to) == (1, None)
+    with pytest.raises(ValueError, match=r"runtime='phone' is not supported; use None .* or 'litert'"):
+        kslim.Budget(ratio=0.4, runtime="phone")
+    model = sparsify(archs.densenet(input_shape=(32, 32, 3), growth=16, layers=4), frac=0.5)
+    litert = kslim.plan(model, ratio=0.4, runtime="litert")
+    tile, input_tile = latency.channel_tile(), latency.channel_tile(inputs=True)
+    explicit = kslim.plan(model, ratio=0.4, selections="sliceable", round_to=tile, round_inputs_to=input_tile)
+    assert litert.layers == explicit.layers and litert.flops == explicit.flops
+    slim = kslim.prune(model, plan=litert)
+    x = inputs(model, n=2)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    report = kslim.export(slim, str(tmp_path / "litert.tflite"))
+    assert "GATHER" not in report.ops and not (report.selections or {}).get("folded"), report.selections
+    assert kslim.profile(slim).flops == litert.flops[1]  # the FLOPs the plan counts are the file's
+    # An int8 plan asks for the int8 tiles (a CPU with AMX takes 64 channels at a time).
+    asked = []
+
+    def tiles(threads=1, quantize=None, inputs=False):
+        asked.append((threads, quantize, inputs))
+        return 64
+
+    monkeypatch.setattr(latency, "channel_tile", tiles)
+    int8 = kslim.plan(model, ratio=0.4, runtime="litert", quantize="int8", latency_threads=2)
+    assert sorted(asked) == [(2, "int8", False), (2, "int8", True)]
+    rounded = kslim.plan(model, ratio=0.4, selections="sliceable", quantize="int8", round_to=64, round_inputs_to=64)
+    assert int8.layers == rounded.layers and int8.flops[1] > litert.flops[1]
