@@ -117,8 +117,9 @@ class Budget:
         latency_threads: int >= 1, the interpreter threads for `latency_target`
             and for the tiles `runtime="litert"` measures.
         selections: "all" (default; "sliceable" with `runtime="litert"` and
-            `latency_target`): where a block reads part of a shared stream, "all" prunes every reader's
-            input as its factors say (the paper's channel selection);
+            `latency_target`): where a block reads part of a shared stream,
+            "all" prunes every reader's input as its factors say (the
+            paper's channel selection);
             "sliceable" keeps a reader's whole input where its selection
             does not pay on LiteRT: more than `SLICE_RUNS` runs of
             consecutive channels (`kslim.export` folds such a selection into

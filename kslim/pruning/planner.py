@@ -195,8 +195,9 @@ def plan(
             output channels in tiles, its input channels one by one in float32;
             see `round_inputs_to` where they too come in tiles). Default
             1; with `runtime="litert"` or `latency_target`, the multiple
-            XNNPACK's convolutions run in on this CPU (`kslim.deploy.channel_tile`, measured once and
-            cached), whose channels cost no time.
+            XNNPACK's convolutions run in on this CPU
+            (`kslim.deploy.channel_tile`, measured once and cached), whose
+            channels cost no time.
         max_layer_ratio: float in (0, 1], the largest fraction of any one
             layer's channels pruned in this pass (0.5 in the paper's
             multi-pass scheme), or None.
