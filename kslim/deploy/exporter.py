@@ -7,6 +7,7 @@ import shutil
 import keras
 
 from kslim._internal import files as _files
+from kslim._internal.formatting import human
 from kslim.deploy import convert as _convert
 from kslim.deploy import lowering as _lowering
 from kslim.deploy import samples as _samples
@@ -131,8 +132,9 @@ def export(
     if format == "tflite":
         with _lowering.lowered(model, mode, quantize) as (target, selections):
             content = _convert._tflite_bytes(target, quantize, x_rep, int8_io)
+        flops_added = selections.pop("flops_added")
         if not any(selections.values()):
-            selections = None
+            selections, flops_added = None, None
         ops = list_ops(content)
         foreign = [op for op in ops if op not in builtin_ops()]
         if foreign:
@@ -141,7 +143,7 @@ def export(
                 "that use them with standard Keras layers."
             )
     else:
-        content = ops = None
+        content = ops = flops_added = None
 
     y_keras = _parity._run_keras(model, x)
     directory = os.path.dirname(path) or "."
@@ -180,6 +182,7 @@ def export(
         ops=ops,
         parity_data=source,
         selections=selections,
+        flops_added=flops_added,
         num_samples=len(x),
         **stats,
     )
@@ -286,6 +289,12 @@ class ExportReport:
             (`"sliced"`), as one slice over their span with zero weights for
             the dropped channels inside it (`"spanned"`), folded into zero
             weights (`"folded"`) or as GATHERs (`"gathered"`).
+        flops_added: int or None, for a TFLite file of a model with channel
+            selections: the FLOPs the file computes beyond what
+            `kslim.profile` counts for the model, because a folded or spanned
+            selection's reader convolves the channels it dropped (zero
+            weights). A plan made with `runtime="litert"` keeps only the
+            selections the file slices, so it adds none.
 
     Example:
 
@@ -309,6 +318,7 @@ class ExportReport:
     exported_accuracy: float = None
     agreement: float = None
     selections: dict = None
+    flops_added: int = None
 
     def to_dict(self):
         """Returns the fields as a plain dict (for `json.dumps`)."""
@@ -333,6 +343,10 @@ class ExportReport:
             text += f", {counts['spanned']} as one slice over their span" if counts.get("spanned") else ""
             text += f", {counts['gathered']} as GATHER" if counts.get("gathered") else " (no GATHER)"
             lines.append(f"  selections      {text}")
+        if self.flops_added:
+            lines.append(f"  FLOPs           {human(self.flops_added)} more than kslim.profile counts for the model: "
+                         "the readers of folded or spanned selections convolve the dropped channels (plan with "
+                         "runtime='litert' to keep only selections the file slices)")
         lines.append(
             f"  parity          max |diff| {self.max_abs_diff:.3g} <= {self.tolerance:.3g} "
             f"(output scale {self.output_scale:.3g}) on {self.num_samples} {self.parity_data} inputs"

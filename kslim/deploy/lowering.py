@@ -23,6 +23,7 @@ from kslim.deploy.depthwise_bn import batch_norms_as_depthwise
 from kslim.deploy.int8_pooling import average_pools_as_depthwise
 from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect
+from kslim.profiling import profile
 from kslim.pruning import config_edit
 from kslim.pruning import nesting
 from kslim.pruning.analysis import layer_flops
@@ -58,11 +59,13 @@ def lowered(model, mode="auto", quantize=None):
 
     Yields:
         `(model, counts)`: the model to convert (a copy when anything was
-        rewritten) and `{"sliced": n, "spanned": s, "folded": m, "gathered": k}`.
+        rewritten) and `{"sliced": n, "spanned": s, "folded": m, "gathered": k,
+        "flops_added": f}`, `f` the FLOPs (`kslim.profile`'s) that the folded
+        and spanned selections' readers compute on the channels they dropped.
     """
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     nested = nesting.has_nested(model)
-    target, ways = model, {}
+    target, ways, added = model, {}, 0
     if selects and mode not in ("gather", "slices") and not nested:
         g = Graph(model)
         for node in g.nodes:
@@ -71,13 +74,14 @@ def lowered(model, mode="auto", quantize=None):
         ways = {name: how for name, how in ways.items() if how != "slices"}
         if ways:
             target = _narrow_selections(model, ways)
+            added = profile(target).flops - profile(model).flops
     if not nested:
         target = batch_norms_as_depthwise(borders_as_constant_channels(target))
         if quantize == "int8":
             target = average_pools_as_depthwise(target)
     if mode == "gather":
         with _constant_borders(target):
-            yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects)}
+            yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects), "flops_added": 0}
         return
     remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
     spanned = sum(1 for layer in remaining if ways.get(layer.name) == "span")
@@ -86,7 +90,7 @@ def lowered(model, mode="auto", quantize=None):
             layer.lower_to_slices = True
         with _constant_borders(target):
             yield target, {"sliced": len(remaining) - spanned, "spanned": spanned,
-                           "folded": len(selects) - len(remaining), "gathered": 0}
+                           "folded": len(selects) - len(remaining), "gathered": 0, "flops_added": added}
     finally:
         for layer in remaining:
             layer.lower_to_slices = False

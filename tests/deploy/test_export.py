@@ -317,6 +317,9 @@ def test_auto_slices_a_selection_only_where_the_measured_cost_model_predicts_a_s
     report = kslim.export(model, tmp_path / "m.tflite")
     assert report.selections == {"sliced": sliced, "spanned": 0, "folded": 1 - sliced, "gathered": 0}
     assert ("STRIDED_SLICE" in report.ops) == bool(sliced)
+    # Folded, the convolution reads all 64 channels again: the report says what that adds to the FLOPs.
+    assert report.flops_added == (0 if sliced else 2 * saved)
+    assert ("more than kslim.profile counts" in str(report)) == (not sliced)
 
 
 def test_a_selection_of_many_runs_with_small_gaps_is_written_as_one_slice_over_its_span(tmp_path):
@@ -336,6 +339,7 @@ def test_a_selection_of_many_runs_with_small_gaps_is_written_as_one_slice_over_i
     assert how == "span" and saving > 0 and len(kslim.layers.channel_select.runs(kept)) > SLICE_RUNS
     report = kslim.export(model, tmp_path / "span.tflite")  # parity-checked against the Keras model
     assert report.selections == {"sliced": 0, "spanned": 1, "folded": 0, "gathered": 0}
+    assert report.flops_added == 2 * 9 * 32 * 32 * 32 * 5  # the 5 dropped channels inside the span
     assert "STRIDED_SLICE" in report.ops and "CONCATENATION" not in report.ops, report.ops
     assert "one slice over their span" in str(report)
     xs = np.random.default_rng(1).standard_normal((2, 32, 32, 64)).astype("float32")
