@@ -371,7 +371,7 @@ def run_model(name, args, workdir):
         record["variants"][tag] = {
             "params": int(profile.trainable_params), "params_with_bn_statistics": int(profile.params),
             "flops": int(profile.flops), "size_bytes": report.size_bytes,
-            "ops": report.ops, "selections": report.selections,
+            "ops": report.ops, "selections": report.selections, "flops_added": report.flops_added,
             "parity_max_abs_diff": report.max_abs_diff, "export_s": export_s,
             "xnnpack_partitions": _partitions(path), "memory_bytes": measured.memory_bytes,
             "peak_rss_bytes": measured.peak_rss_bytes,
@@ -481,7 +481,7 @@ def _notes(name, record):
     """Plain statements of where the measured speed-up falls short of the FLOPs reduction, and why."""
     notes = []
     variants = record["variants"]
-    pruned = variants["pruned"]
+    pruned, base = variants["pruned"], variants["baseline"]
     for tag, v in variants.items():
         if tag.startswith("baseline"):
             continue
@@ -505,7 +505,11 @@ def _notes(name, record):
             f"the measured cost model says cost more than the narrower convolution saves, at 1 or at 2 threads), so the file has no GATHER and runs as {pruned.get('xnnpack_partitions')} "
             f"XNNPACK partition(s) (the baseline: {variants['baseline'].get('xnnpack_partitions')}). A folded "
             "selection gives back the FLOPs it saved, so this file does more FLOPs than `kslim.profile` counts for "
-            "the pruned Keras model.")
+            "the pruned Keras model"
+            + (f": {pruned['flops_added'] / 1e6:.1f}M more (`ExportReport.flops_added`), so the file's FLOPs fall "
+               f"{base['flops'] / (pruned['flops'] + pruned['flops_added']):.2f}x and the speed-up is "
+               f"{pruned['speedup']['1']['speedup'] * (pruned['flops'] + pruned['flops_added']) / base['flops']:.2f} "
+               "of that at 1 thread" if pruned.get("flops_added") else "") + ".")
     if "sliceable" in variants:
         sl = variants["sliceable"]
         notes.append(
