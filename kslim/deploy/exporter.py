@@ -130,7 +130,7 @@ def export(
 
     mode, selections = selections, None
     if format == "tflite":
-        with _lowering.lowered(model, mode, quantize) as (target, selections):
+        with _lowering.lowered(model, mode, quantize, count_flops=True) as (target, selections):
             content = _convert._tflite_bytes(target, quantize, x_rep, int8_io)
         flops_added = selections.pop("flops_added")
         if not any(selections.values()):

@@ -36,7 +36,7 @@ MODES = ("auto", "slices", "fold", "gather")
 
 
 @contextlib.contextmanager
-def lowered(model, mode="auto", quantize=None):
+def lowered(model, mode="auto", quantize=None, count_flops=False):
     """Yields the model that `kslim.export` converts to TFLite, with its selections lowered.
 
     `mode` is one of `MODES`; `kslim.export` checks it with its other arguments.
@@ -61,11 +61,13 @@ def lowered(model, mode="auto", quantize=None):
         `(model, counts)`: the model to convert (a copy when anything was
         rewritten) and `{"sliced": n, "spanned": s, "folded": m, "gathered": k,
         "flops_added": f}`, `f` the FLOPs (`kslim.profile`'s) that the folded
-        and spanned selections' readers compute on the channels they dropped.
+        and spanned selections' readers compute on the channels they dropped,
+        or None unless `count_flops` (it costs two `kslim.profile` walks, which
+        only `kslim.export`'s report needs, not a latency measurement).
     """
     selects = [layer for layer in keras_api.all_layers(model) if isinstance(layer, ChannelSelect)]
     nested = nesting.has_nested(model)
-    target, ways, added = model, {}, 0
+    target, ways, added = model, {}, 0 if count_flops else None
     if selects and mode not in ("gather", "slices") and not nested:
         g = Graph(model)
         for node in g.nodes:
@@ -74,14 +76,16 @@ def lowered(model, mode="auto", quantize=None):
         ways = {name: how for name, how in ways.items() if how != "slices"}
         if ways:
             target = _narrow_selections(model, ways)
-            added = profile(target).flops - profile(model).flops
+            if count_flops:
+                added = profile(target).flops - profile(model).flops
     if not nested:
         target = batch_norms_as_depthwise(borders_as_constant_channels(target))
         if quantize == "int8":
             target = average_pools_as_depthwise(target)
     if mode == "gather":
         with _constant_borders(target):
-            yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects), "flops_added": 0}
+            yield target, {"sliced": 0, "spanned": 0, "folded": 0, "gathered": len(selects),
+                            "flops_added": added}
         return
     remaining = [layer for layer in keras_api.all_layers(target) if isinstance(layer, ChannelSelect)]
     spanned = sum(1 for layer in remaining if ways.get(layer.name) == "span")
