@@ -7,7 +7,9 @@ streams; weights=None, 96x96 input, 40%), this script reports for the
 baseline and each pruned variant (`pruned`: the paper's channel selections;
 `sliceable`: `selections="sliceable"`; `tiled`: `runtime="litert"`, that
 with `round_to=kslim.deploy.channel_tile()` and
-`round_inputs_to=kslim.deploy.channel_tile(inputs=True)`; float32 and int8,
+`round_inputs_to=kslim.deploy.channel_tile(inputs=True)`; `matched`:
+`flops_target=f, runtime="litert"`, f the FLOPs fraction `pruned` keeps, the
+paper's FLOPs reduction planned for LiteRT; float32 and int8,
 the int8 plans made with `quantize="int8"`, which makes `runtime="litert"`
 round to the int8 tiles): trainable parameters
 (as the paper counts them; `kslim.profile(m).trainable_params`), FLOPs
@@ -51,7 +53,8 @@ needs a channel selection) and `internal` otherwise. Per model:
 Trained gammas: `preresnet20_trained` and `densenet16_trained` are the
 sparsity-trained models (L1, seed 1) of `benchmarks/cifar10_paper.py`, read
 from its cache (`benchmarks/.cache/cifar10/cpu/<job>/pass1/sparse.keras`),
-pruned at 40%; they run by default where that cache has them (on a new
+pruned at 40%, each float32 variant's test accuracy measured on the 10,000
+CIFAR-10 test images (before any fine-tuning); they run by default where that cache has them (on a new
 machine: `python benchmarks/cifar10_paper.py --cache
 preresnet20-l1-s1,densenet16-l1-s1`: the two jobs took 39 and 44 minutes in
 results/cifar10.json; the 2026-12-04 rows
@@ -135,6 +138,7 @@ APPLICATION_INPUT = (96, 96, 3)
 TRAINED = {"preresnet20_trained": "preresnet20-l1-s1", "densenet16_trained": "densenet16-l1-s1"}
 CIFAR_CACHE = pathlib.Path(__file__).resolve().parent / ".cache" / "cifar10" / "cpu"
 RATIOS.update({name: 0.4 for name in TRAINED})
+CIFAR10 = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 GAMMA = {"s_max": 0.95, "dead_mean": 1e-3, "alive_median": 0.3, "alive_sigma": 0.5, "alive_min": 0.05}
 LAMBDAS = {"vgg19": 1e-4, "preresnet164": 1e-5, "densenet40": 1e-5}
 # Liu et al. 2017, Table 1 (CIFAR-10): params and FLOPs, baseline -> pruned.
@@ -242,6 +246,11 @@ def _partitions(path):
         return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
     except Exception:  # a private API; a diagnostic only
         return None
+
+
+def _cifar10_test():
+    """The CIFAR-10 test images the trained rows were trained for (the JPEG copy in ../shared/data)."""
+    return kslim.data.load(str(CIFAR10), "test", batch_size=500)
 
 
 def _interpreter(path, threads, xnnpack):
@@ -356,6 +365,19 @@ def run_model(name, args, workdir):
         p = kslim.plan(model, ratio=RATIOS[name], quantize="int8", **kw)
         variants[f"{tag} int8"] = (kslim.prune(model, plan=p), "int8")
         record[f"{tag}_int8_channels_pruned"] = p.factors[1]
+    # `matched`: the FLOPs the paper's plan removes, asked for as a FLOPs budget of a plan for LiteRT
+    # (bisection over the ratio; the channels that go are the ones that pay, not the ratio's).
+    record["matched_flops_target"] = kslim.profile(slim).flops / kslim.profile(model).flops
+    record["matched_channels_pruned"], record["matched_unreachable"] = {}, {}
+    for quantize in (None, "int8"):
+        try:
+            p = kslim.plan(model, flops_target=record["matched_flops_target"], runtime="litert", quantize=quantize)
+        except ValueError as error:  # the int8 tiles can leave nothing to prune in a narrow network
+            record["matched_unreachable"][quantize or "float32"] = str(error)
+            continue
+        variants["matched" + (" int8" if quantize else "")] = (kslim.prune(model, plan=p), quantize)
+        record["matched_channels_pruned"][quantize or "float32"] = p.factors[1]
+    test = _cifar10_test() if name in TRAINED else None
     calibration = np.random.default_rng(2).standard_normal((200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
     record["variants"] = {}
     for tag, (m, quantize) in variants.items():
@@ -378,6 +400,9 @@ def run_model(name, args, workdir):
             "kslim_measure_sequential_ms": {str(k): v for k, v in measured.latency_ms.items()},
             "path": path, "quantize": quantize or "float32",
         }
+        if test is not None and quantize is None:  # the Keras model, before any fine-tuning
+            m.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            record["variants"][tag]["test_accuracy"] = float(m.evaluate(test, verbose=0, return_dict=True)["accuracy"])
         print(f"  {tag:17s} exported in {export_s:5.1f} s, {report.size_bytes / 2**20:6.2f} MiB, "
               f"params {profile.trainable_params:,}, FLOPs {profile.flops:,}, memory {measured.memory_bytes / 2**20:.1f} MiB",
               flush=True)
@@ -467,7 +492,7 @@ def aim_lines(results):
             slower += [f"{record['model']} `{tag}` at {threads} thread(s), {v['speedup'][threads]['speedup']:.4f}x "
                        f"for {v['flops_reduction']:.2f}x fewer FLOPs" for threads in _slower(v)]
     lines = []
-    order = ["pruned", "sliceable", "tiled"]
+    order = ["pruned", "sliceable", "tiled", "matched"]
     for tag, rows in sorted(met.items(), key=lambda item: (" int8" in item[0], order.index(item[0].split()[0]))):
         short = [f"{model} {ratio:.2f}" for model, ratio in rows if ratio < AIM]
         lines.append(f"- `{tag}`: {len(rows) - len(short)} of {len(rows)} models meet the {AIM} aim at 1 thread"
@@ -537,6 +562,20 @@ def _notes(name, record):
                if "tile_int8" in record else "")
             + (f", and the int8 input tile, {record['input_tile_int8']}" if "input_tile_int8" in record else "")
             + f"), {variants['tiled']['flops_reduction']:.2f}x fewer FLOPs.")
+    if "matched_flops_target" in record:
+        reached = record["matched_channels_pruned"]
+        int8 = ("" if "int8" not in reached and not record["matched_unreachable"].get("int8") else
+                f" ({reached['int8']} for `matched int8`)" if "int8" in reached else
+                " (`matched int8`: not reachable, the int8 tiles leave too little to prune)")
+        notes.append(
+            f"`matched` is `kslim.prune(model, flops_target={record['matched_flops_target']:.3f}, "
+            "runtime=\"litert\")`, the FLOPs that `pruned` keeps, asked of a plan for LiteRT (a bisection over "
+            "the ratio: the channels that go are those whose removal pays, not only the ratio's lowest gammas)"
+            + (f": {reached['float32']} channels pruned{int8}, {variants['matched']['flops_reduction']:.2f}x "
+               "fewer FLOPs" if "float32" in reached else ": not reachable")
+            + (f"; test accuracy before fine-tuning {100 * variants['matched']['test_accuracy']:.2f}%, against "
+               f"{100 * pruned['test_accuracy']:.2f}% for `pruned` and {100 * base['test_accuracy']:.2f}% unpruned"
+               if "test_accuracy" in variants.get("matched", {}) else "") + ".")
     plain = record.get("plain_conversion")
     if plain and (plain["batch_norms"] or plain["average_pools"]):
         runs = {q: f"{plain[q]['speedup']:.2f}x [{plain[q]['paired_p10']:.2f}, {plain[q]['paired_p90']:.2f}] in {q} "
@@ -612,6 +651,20 @@ def table_rows(results):
     return rows
 
 
+def accuracy_rows(results):
+    """The trained rows' float32 variants: FLOPs, speed-up at 1 thread and CIFAR-10 test accuracy."""
+    rows = [["model", "variant", "FLOPs red.", "speed-up 1 thr", "speed-up 2 thr", "test accuracy (no fine-tuning)"]]
+    for r in results:
+        for tag, v in r["variants"].items():
+            if "test_accuracy" not in v:
+                continue
+            sp = v.get("speedup")
+            rows.append([r["model"], tag, f"{v['flops_reduction']:.2f}x",
+                         "-" if not sp else f"{sp['1']['speedup']:.2f}x", "-" if not sp else f"{sp['2']['speedup']:.2f}x",
+                         f"{100 * v['test_accuracy']:.2f}%"])
+    return rows
+
+
 def paper_rows(results):
     rows = [["model", "params (ours)", "params (paper)", "FLOPs (ours)", "FLOPs (paper)"]]
     for r in results:
@@ -680,15 +733,17 @@ def write_markdown(path, data):
         "channels, as in the paper), `sliceable` the same ratio with `selections=\"sliceable\"`, `tiled` "
         "`runtime=\"litert\"`: that with `round_to=kslim.deploy.channel_tile()` and `round_inputs_to=channel_tile(inputs=True)` (the output- "
         "and input-channel tiles XNNPACK's convolutions run in on this CPU; the int8 tiles, "
-        "`channel_tile(quantize=\"int8\", ...)`, for `tiled int8`); int8 variants are timed against "
-        "the int8 baseline, and `sliceable int8` / `tiled int8` are planned with `quantize=\"int8\"`. ResNet50V2 and DenseNet121 are keras.applications models "
+        "`channel_tile(quantize=\"int8\", ...)`, for `tiled int8`), `matched` `kslim.prune(model, "
+        "flops_target=f, runtime=\"litert\")` with f the FLOPs fraction `pruned` keeps (the paper's FLOPs "
+        "reduction, planned for LiteRT); int8 variants are timed against "
+        "the int8 baseline, and `sliceable int8` / `tiled int8` / `matched int8` are planned with `quantize=\"int8\"`. ResNet50V2 and DenseNet121 are keras.applications models "
         f"(weights=None, {APPLICATION_INPUT[0]}x{APPLICATION_INPUT[1]} input, 10 classes). "
         "Params are trainable parameters (as in the paper; BN moving statistics excluded). "
         "Speed-up: median over interleaved rounds of median(baseline) / median(pruned), [p10, p90] of those "
         "ratios. FLOPs = 2 x MACs. "
         "Gammas are synthetic (a deterministic sparse rule, see the script docstring), not trained, except in the "
         "`_trained` rows (the CIFAR-10 reproduction's sparsity-trained ResNet-20 and DenseNet-16, L1, seed 1): "
-        "the pruned networks are not fine-tuned and their accuracy is not measured.",
+        "the pruned networks are not fine-tuned; only the trained rows' accuracy is measured (below the table).",
         "",
         _md_table(table_rows(data["results"])),
         "",
@@ -696,6 +751,12 @@ def write_markdown(path, data):
         "",
         *aim_lines(data["results"]),
         "",
+        *([] if len(accuracy_rows(data["results"])) < 2 else [
+            "The trained rows' Keras models on the 10,000 CIFAR-10 test images (the JPEG copy), before any "
+            "fine-tuning:",
+            "",
+            _md_table(accuracy_rows(data["results"])),
+            ""]),
         "Reductions against Liu et al. 2017, Table 1 (our gamma rule decides which channels go, so they differ):",
         "",
         _md_table(paper_rows(data["results"])),
@@ -778,6 +839,8 @@ def main():
     }
     print("\n" + _text_table(table_rows(results)))
     print("\n" + _text_table(paper_rows(results)))
+    if len(accuracy_rows(results)) > 1:
+        print("\n" + _text_table(accuracy_rows(results)))
     for r in results:
         print(f"\n{r['model']}:")
         for note in r["notes"]:
