@@ -135,6 +135,40 @@ def test_sliceable_selections_keep_the_readers_that_litert_would_run_over_the_wh
     np.testing.assert_equal(sliceable.factors[0], every.factors[0])
 
 
+def test_a_flops_budget_for_litert_removes_the_paper_plans_flops_in_a_file_that_runs_them(tmp_path):
+    # The paper's plan (ratio) of a pre-activation network folds the selections that cannot be sliced,
+    # so its file computes more FLOPs than the plan removed. The same FLOPs asked of a plan for LiteRT
+    # are removed where removing them pays: the file computes exactly what the plan counts.
+    from kslim.sparsity.factors import scaling_factors
+
+    model = sparsify(archs.preact_resnet(blocks=6), frac=0.4, shared=0.0)
+    full = kslim.profile(model).flops
+    paper = kslim.plan(model, ratio=0.4)
+    paper_file = kslim.export(kslim.prune(model, plan=paper), str(tmp_path / "paper.tflite"))
+    assert paper_file.selections["folded"] and paper_file.flops_added > 0
+    matched = kslim.plan(model, flops_target=paper.flops[1] / full, runtime="litert")
+    assert abs(matched.flops[1] / paper.flops[1] - 1) <= 0.02, (matched.flops, paper.flops)
+    slim = kslim.prune(model, plan=matched)
+    report = kslim.export(slim, str(tmp_path / "matched.tflite"))
+    assert "GATHER" not in report.ops and not (report.selections or {}).get("folded"), report.selections
+    assert not report.flops_added and kslim.profile(slim).flops == matched.flops[1]
+    # Exact: the pruned model computes what the original computes with the plan's channels zeroed.
+    x = inputs(model, n=2)
+    saved = []
+    for layer, variable in scaling_factors(model):
+        zeroed = (matched.layers.get(layer.name) or {}).get("zeroed")
+        if zeroed:
+            value = np.array(variable.numpy())
+            saved.append((variable, value.copy()))
+            value[zeroed] = 0.0
+            variable.assign(value)
+    assert saved, "the plan prunes nothing"
+    masked = model(x, training=False)
+    for variable, value in saved:
+        variable.assign(value)
+    assert rel_err(masked, slim(x, training=False)) <= 1e-5
+
+
 def test_a_plan_for_litert_slices_what_pays_and_rounds_to_the_tiles_measured_here(cache, monkeypatch, tmp_path):
     # runtime="litert" is selections="sliceable" with the channel tiles measured on this CPU (for the
     # plan's quantization) as round_to and round_inputs_to: one keyword for what a phone plan needs.
