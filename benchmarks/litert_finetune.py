@@ -1,0 +1,166 @@
+"""What a plan for LiteRT costs in accuracy: the paper's plan against two plans made with `runtime="litert"`.
+
+The deploy benchmark (`benchmarks/deploy.py`) shows that the paper's plan
+(`kslim.prune(model, ratio=0.4)`) gives a pre-activation or dense network
+little speed on LiteRT: most of its channel selections are folded into zero
+weights, so the file computes most of the FLOPs the plan removed. Two plans
+made for LiteRT do pay: `tiled` (`ratio=0.4, runtime="litert"`: the same
+ratio's channels, only where removing them pays) removes few FLOPs, and
+`matched` (`flops_target=f, runtime="litert"`, f the FLOPs fraction the paper's
+plan keeps) removes as many FLOPs as the paper's plan, choosing channels whose
+removal pays, some with larger scaling factors than the ratio's threshold.
+
+This script measures what each plan costs in accuracy on real data: the
+sparsity-trained ResNet-20 and DenseNet-16 of the CIFAR-10 reproduction
+(`benchmarks/cifar10_paper.py`, L1, seed 1, read from its cache
+`benchmarks/.cache/cifar10/cpu/<job>/pass1/sparse.keras`) are pruned by each
+plan and fine-tuned with the reproduction's recipe and epochs (the paper's
+CIFAR-10 schedule shortened to 6 and 5 epochs, batch 64, the JPEG copy of
+CIFAR-10 in ../shared/data), each from the same seed; test accuracy on the
+10,000 test images before and after fine-tuning. Pruning leaves each
+network's LiteRT speed to the deploy benchmark (fine-tuning changes no width).
+
+Each row is written to results/litert_finetune.json as it finishes and is
+skipped when the script runs again (a row takes 5 minutes for ResNet-20 and
+about 20 for DenseNet-16 on this project's 2-core machine); run it nice'd in
+the background:
+
+    nice python benchmarks/litert_finetune.py [--models preresnet20,densenet16] [--plans pruned,matched,tiled]
+        [--epochs N] [--limit N]
+
+`--limit N` fine-tunes on the first N training images (a smoke test; its
+rows are not written to the results file).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CACHE = ROOT / "benchmarks" / ".cache" / "cifar10" / "cpu"
+MODELS = {"preresnet20": ("preresnet20-l1-s1", 6), "densenet16": ("densenet16-l1-s1", 5)}  # job, epochs
+RATIO = 0.4
+PLANS = ("pruned", "matched", "tiled")
+SEED = 1
+RESULTS = _common.RESULTS / "litert_finetune.json"
+
+
+def plans(model):
+    """`{name: keyword arguments of kslim.plan}` for the three plans of `model`."""
+    import kslim
+
+    base = kslim.profile(model).flops
+    paper = kslim.profile(kslim.prune(model, ratio=RATIO)).flops
+    return {"pruned": dict(ratio=RATIO), "tiled": dict(ratio=RATIO, runtime="litert"),
+            "matched": dict(flops_target=paper / base, runtime="litert")}
+
+
+def run_row(name, plan_name, args):
+    import keras
+    import tensorflow as tf
+
+    import kslim
+
+    job, epochs = MODELS[name]
+    epochs = args.epochs or epochs
+    keras.utils.set_random_seed(SEED)
+    tf.config.experimental.enable_op_determinism()
+    sparse = keras.saving.load_model(str(CACHE / job / "pass1" / "sparse.keras"), compile=False)
+    kslim.detach(sparse)
+    kwargs = plans(sparse)[plan_name]
+    plan = kslim.plan(sparse, **kwargs)
+    model = kslim.prune(sparse, plan=plan)
+    train = kslim.data.load(str(DATA), "train", batch_size=64, seed=SEED, limit=args.limit)
+    test = kslim.data.load(str(DATA), "test", batch_size=500)
+    recipe = kslim.recipe.paper("cifar10").replace(epochs=epochs)
+
+    def accuracy(m):
+        recipe.compile(m, steps_per_epoch=1)
+        return float(m.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+
+    unpruned, before = accuracy(sparse), accuracy(model)
+    recipe.compile(model, steps_per_epoch=int(train.cardinality()))
+    start = time.perf_counter()
+    model.fit(train, epochs=epochs, verbose=2, shuffle=False)
+    seconds = time.perf_counter() - start
+    cost, base = kslim.profile(model), kslim.profile(sparse)
+    return {
+        "model": name, "plan": plan_name, "plan_args": kwargs, "job": job, "seed": SEED, "epochs": epochs,
+        "channels_pruned": int(plan.factors[1]), "channels": int(plan.factors[0]),
+        "flops": int(cost.flops), "flops_reduction": base.flops / cost.flops,
+        "params": int(cost.trainable_params), "unpruned_test_accuracy": unpruned,
+        "pruned_test_accuracy": before, "finetuned_test_accuracy": accuracy(model),
+        "finetune_s": seconds, "train_images": args.limit or 50_000,
+    }
+
+
+def markdown(data):
+    lines = [
+        "# Plans for LiteRT: accuracy after fine-tuning (`benchmarks/litert_finetune.py`)",
+        "",
+        f"Measured {data['machine']['date']} on {data['machine']['cpu_model']}, {data['machine']['cpu_count']} "
+        f"cores, TensorFlow {data['machine']['tensorflow']}, Keras {data['machine']['keras']}. The CIFAR-10 "
+        "reproduction's sparsity-trained models (L1, seed 1), pruned three ways and fine-tuned with its recipe "
+        "(the paper's schedule shortened to the epochs given, batch 64, seed 1, the JPEG copy of CIFAR-10); "
+        "test accuracy on the 10,000 test images. `pruned`: `ratio=0.4` (the paper's plan); `matched`: "
+        "`flops_target=f, runtime=\"litert\"`, f the FLOPs fraction `pruned` keeps; `tiled`: `ratio=0.4, "
+        "runtime=\"litert\"`. Their LiteRT speed-ups are the `_trained` rows of results/deploy.md.",
+        "",
+        "| model | plan | channels pruned | FLOPs red. | params | unpruned | pruned | fine-tuned (epochs) | "
+        "fine-tune time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(data["rows"], key=lambda r: (list(MODELS).index(r["model"]), PLANS.index(r["plan"]))):
+        lines.append(
+            f"| {r['model']} | {r['plan']} | {r['channels_pruned']} of {r['channels']} | {r['flops_reduction']:.2f}x "
+            f"| {r['params']:,} | {100 * r['unpruned_test_accuracy']:.2f}% | {100 * r['pruned_test_accuracy']:.2f}% "
+            f"| {100 * r['finetuned_test_accuracy']:.2f}% ({r['epochs']}) | {r['finetune_s'] / 60:.1f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--plans", default=",".join(PLANS))
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the reproduction's)")
+    parser.add_argument("--limit", type=int, default=None, help="training images (a smoke test, not recorded)")
+    args = parser.parse_args()
+    names, plan_names = args.models.split(","), args.plans.split(",")
+    for name in names:
+        if name not in MODELS:
+            parser.error(f"--models: unknown {name!r}; choose from {list(MODELS)}")
+        sparse = CACHE / MODELS[name][0] / "pass1" / "sparse.keras"
+        if not sparse.exists():
+            parser.error(f"{sparse} is missing: run `python benchmarks/cifar10_paper.py --cache {MODELS[name][0]}`")
+    if any(p not in PLANS for p in plan_names):
+        parser.error(f"--plans: choose from {list(PLANS)}")
+    record = args.limit is None and args.epochs is None
+    data = json.loads(RESULTS.read_text()) if record and RESULTS.exists() else {"rows": []}
+    for name in names:  # the faster model's rows first
+        for plan_name in plan_names:
+            if any(r["model"] == name and r["plan"] == plan_name for r in data["rows"]):
+                continue
+            print(f"== {name} {plan_name}", flush=True)
+            row = run_row(name, plan_name, args)
+            print(json.dumps(row), flush=True)
+            if not record:
+                continue
+            data["rows"].append(row)
+            data["machine"] = _common.machine()
+            tmp = RESULTS.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(data, indent=1) + "\n")
+            os.replace(tmp, RESULTS)
+            RESULTS.with_suffix(".md").write_text(markdown(data))
+
+
+if __name__ == "__main__":
+    main()
