@@ -536,6 +536,9 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
         reason = ("below the threshold, kept by selections='sliceable': a stream selection that does not pay "
                   "on LiteRT (run over the whole stream anyway: its slices, or one slice over its span, "
                   "would cost more than the narrower reader saves)")
+        if "ratio" in budgets or "threshold" in budgets:
+            reason += ("; to remove more FLOPs where removing them pays, give the budget in FLOPs "
+                       "(flops_target=..., runtime='litert')")
         kept_reasons[reason] = sum(analysis.size[r] for r in unsliced)
     return Plan(
         model.name,

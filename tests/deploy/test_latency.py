@@ -152,6 +152,12 @@ def test_a_flops_budget_for_litert_removes_the_paper_plans_flops_in_a_file_that_
     report = kslim.export(slim, str(tmp_path / "matched.tflite"))
     assert "GATHER" not in report.ops and not (report.selections or {}).get("folded"), report.selections
     assert not report.flops_added and kslim.profile(slim).flops == matched.flops[1]
+    # The ratio's own plan for LiteRT keeps the selections that do not pay, removes fewer FLOPs, and its
+    # summary says how to ask for more.
+    tiled = kslim.plan(model, ratio=0.4, runtime="litert")
+    assert tiled.flops[1] > matched.flops[1]
+    assert any("flops_target=..., runtime='litert'" in reason for reason in tiled.kept_reasons), tiled.kept_reasons
+    assert not any("flops_target=" in reason for reason in matched.kept_reasons), matched.kept_reasons
     # Exact: the pruned model computes what the original computes with the plan's channels zeroed.
     x = inputs(model, n=2)
     saved = []
