@@ -21,9 +21,9 @@ CIFAR-10 in ../shared/data), each from the same seed; test accuracy on the
 network's LiteRT speed to the deploy benchmark (fine-tuning changes no width).
 
 Each row is written to results/litert_finetune.json as it finishes and is
-skipped when the script runs again (a row takes 5 minutes for ResNet-20 and
-about 20 for DenseNet-16 on this project's 2-core machine); run it nice'd in
-the background:
+skipped when the script runs again (a ResNet-20 row took 25 minutes on this
+project's 2-core machine, 4 minutes an epoch; DenseNet-16's take longer); run
+it nice'd in the background, and commit the results file as rows finish:
 
     nice python benchmarks/litert_finetune.py [--models preresnet20,densenet16] [--plans pruned,matched,tiled]
         [--epochs N] [--limit N]
