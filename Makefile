@@ -1,19 +1,28 @@
 # The README's two commands: `make demo` (slim a model on real MNIST) and `make test`.
-# `make test-keras-oldest` runs the same tests against the oldest Keras that setup.py accepts (CI runs both).
+# `make test-keras-oldest` runs the tests that exercise Keras against the oldest Keras that setup.py accepts
+# (CI runs both). It leaves out what does not change with Keras's version and doubles CI's time: the
+# command-line tests (subprocesses around the same library calls), tf.data pipelines, LiteRT timing and the
+# JAX-backend check.
 PYTHON ?= python3
 VENV ?= .venv
 PIP = $(VENV)/bin/pip
+# TensorFlow's wheel is ~570 MB: a dropped connection resumes the download (pip >= 25.1, which the venv
+# gets first), and a failed install is tried twice more before make gives up.
+INSTALL = --retries 10 --resume-retries 10
+RETRY = for try in 1 2 3; do
+UNTIL = && break; [ $$try = 3 ] && exit 1; echo "pip failed; try $$((try + 1)) of 3" >&2; sleep 20; done
 OLDEST_VENV ?= .venv-keras-oldest
+OLDEST_SKIP = tests/cli tests/data tests/deploy/test_latency.py tests/test_jax_backend.py
 KERAS_OLDEST := $(shell sed -n 's/.*"keras>=\([0-9.]*\)".*/\1/p' setup.py)
 
 .PHONY: venv demo test test-keras-oldest
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --retries 10 --upgrade pip
 
 venv: $(VENV)/bin/python
-	$(PIP) install -q -e ".[all,test]"
+	$(RETRY) $(PIP) install -q $(INSTALL) -e ".[all,test]" $(UNTIL)
 
 demo: venv
 	$(VENV)/bin/kslim-slim
@@ -23,9 +32,9 @@ test: venv
 
 $(OLDEST_VENV)/bin/python:
 	$(PYTHON) -m venv $(OLDEST_VENV)
-	$(OLDEST_VENV)/bin/pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/pip install -q --retries 10 --upgrade pip
 
 test-keras-oldest: $(OLDEST_VENV)/bin/python
-	$(OLDEST_VENV)/bin/pip install -q -e ".[all,test]" "keras==$(KERAS_OLDEST)"
+	$(RETRY) $(OLDEST_VENV)/bin/pip install -q $(INSTALL) -e ".[all,test]" "keras==$(KERAS_OLDEST)" $(UNTIL)
 	$(OLDEST_VENV)/bin/python -c "import keras; assert keras.__version__ == '$(KERAS_OLDEST)', keras.__version__"
-	$(OLDEST_VENV)/bin/python -m pytest -q tests
+	$(OLDEST_VENV)/bin/python -m pytest -q tests $(OLDEST_SKIP:%=--ignore=%)
