@@ -55,6 +55,26 @@ def _all_layers(model):
     return keras_api.all_layers(model)
 
 
+def masked_output(model, plan, x):
+    """What `model` computes on `x` with the scaling factors `plan` prunes ("zeroed") set to 0: the output
+    a model pruned by `plan` must reproduce. The factors are restored afterwards, even on error."""
+    saved = []
+    for layer, variable in scaling_factors(model):
+        zeroed = (plan.layers.get(layer.name) or {}).get("zeroed")
+        if zeroed:
+            value = keras.ops.convert_to_numpy(variable)
+            saved.append((variable, value.copy()))
+            value[zeroed] = 0.0
+            variable.assign(value)
+    if not saved:
+        raise ValueError("the plan prunes no scaling factor: there is no masked model to compare with")
+    try:
+        return keras.ops.convert_to_numpy(model(x, training=False))
+    finally:
+        for variable, value in saved:
+            variable.assign(value)
+
+
 def inputs(model, n=4, seed=1):
     """`n` reproducible standard-normal samples shaped like the model's input."""
     return np.random.default_rng(seed).normal(size=(n,) + tuple(model.input_shape[1:])).astype("float32")
