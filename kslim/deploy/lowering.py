@@ -21,6 +21,7 @@ from kslim._internal import keras_api
 from kslim.deploy.constant_channel import borders_as_constant_channels
 from kslim.deploy.depthwise_bn import batch_norms_as_depthwise
 from kslim.deploy.int8_pooling import average_pools_as_depthwise
+from kslim.deploy.latency import channel_tile
 from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_select import ChannelSelect
 from kslim.profiling import profile
@@ -42,8 +43,11 @@ def lowered(model, mode="auto", quantize=None, count_flops=False):
     `mode` is one of `MODES`; `kslim.export` checks it with its other arguments.
 
     With `"auto"` each selection is written the way the measured cost model
-    (`kslim.pruning.budget.selection_lowering`, int8's for `quantize="int8"`)
-    predicts fastest (a saving must hold at 1 and at 2 interpreter threads):
+    (`kslim.pruning.budget.selection_lowering`, int8's for `quantize="int8"`,
+    the readers' input channels in the tiles `kslim.deploy.channel_tile`
+    measures on this CPU, as a plan for LiteRT counts them, so that the file
+    slices what such a plan kept as slices) predicts fastest (a saving must
+    hold at 1 and at 2 interpreter threads):
     static slices of its runs of consecutive channels (at most `SLICE_RUNS`)
     and concatenations of at most 4 tensors (XNNPACK's limit); one slice
     over its span, the dropped channels inside it read over zero weights;
@@ -69,10 +73,10 @@ def lowered(model, mode="auto", quantize=None, count_flops=False):
     nested = nesting.has_nested(model)
     target, ways, added = model, {}, 0 if count_flops else None
     if selects and mode not in ("gather", "slices") and not nested:
-        g = Graph(model)
+        g, tile = Graph(model), _input_tile(quantize) if mode == "auto" else 1
         for node in g.nodes:
             if isinstance(node.op, ChannelSelect):
-                ways[node.op.name] = _lowering(g, node, quantize) if mode == "auto" else "whole"
+                ways[node.op.name] = _lowering(g, node, quantize, tile) if mode == "auto" else "whole"
         ways = {name: how for name, how in ways.items() if how != "slices"}
         if ways:
             target = _narrow_selections(model, ways)
@@ -114,10 +118,20 @@ def _constant_borders(model):
             layer.constant_image = None
 
 
-def _lowering(g, node, quantize=None):
+def _input_tile(quantize):
+    """The input-channel tile of this CPU's convolutions for `quantize` (`channel_tile(inputs=True)`,
+    measured once and cached), as plans for LiteRT count them; 1 without ai-edge-litert."""
+    try:
+        return channel_tile(1, quantize, inputs=True)
+    except ImportError:
+        return 1
+
+
+def _lowering(g, node, quantize=None, input_tile=1):
     """How selection `node` is best written in a file exported with `quantize`: "slices", "span"
-    or "whole" (`budget.selection_lowering`); "slices" where zero weights cannot stand in for it
-    (its readers are not a chain of single readers up to a producer)."""
+    or "whole" (`budget.selection_lowering`, the reader's input channels in tiles of `input_tile`, as
+    the planner counts them); "slices" where zero weights cannot stand in for it (its readers are not
+    a chain of single readers up to a producer)."""
     try:
         targets = _fold_targets(g, {node.op.name: None})
     except ValueError:
@@ -127,7 +141,8 @@ def _lowering(g, node, quantize=None):
     out = int(reader.output.shape[-1])
     macs_per_channel = (layer_flops(reader, full, out) - layer_flops(reader, full - 1, out)) / 2
     pixels = int(np.prod([d for d in g.shapes[node.inputs[0]][1:-1] if d]))
-    return selection_lowering(list(node.op.indices), full, macs_per_channel, pixels, quantize)[0]
+    return selection_lowering(list(node.op.indices), full, macs_per_channel, pixels, quantize,
+                              input_tile=input_tile)[0]
 
 
 def _foldable(g, name):
