@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` (slim a model on real MNIST) and `make test`.
 # `make test-keras-oldest` runs the tests that exercise Keras against the oldest Keras that setup.py accepts
-# (CI runs both). It leaves out what does not change with Keras's version and doubles CI's time: the
+# (CI runs both). It leaves out what does not change with Keras's version, which running twice made CI slow: the
 # command-line tests (subprocesses around the same library calls), tf.data pipelines, LiteRT timing and the
 # JAX-backend check.
 PYTHON ?= python3
