@@ -131,7 +131,10 @@ def _lowering(g, node, quantize=None, input_tile=1):
     """How selection `node` is best written in a file exported with `quantize`: "slices", "span"
     or "whole" (`budget.selection_lowering`, the reader's input channels in tiles of `input_tile`, as
     the planner counts them); "slices" where zero weights cannot stand in for it (its readers are not
-    a chain of single readers up to a producer)."""
+    a chain of single readers up to a producer). Unlike the planner, this charges no `BorderBias`
+    image (`border_elements`): in the file a border is not an image added but one input channel of
+    ones that the reader reads (`constant_channel`), a dropped channel where the selection is folded,
+    one more sliced channel where it is sliced: at most one channel's work."""
     try:
         targets = _fold_targets(g, {node.op.name: None})
     except ValueError:

@@ -68,6 +68,26 @@ def preact_resnet(input_shape=(16, 16, 3), classes=10, blocks=2):
     return keras.Model(inp, L.Dense(classes, name="logits")(x), name="preact_resnet")
 
 
+def one_reader(width=32, dead=range(8, 24), beta=0.0, input_shape=(16, 16, 3), classes=3):
+    """The smallest shared stream: a `width`-channel stem read by the output (through pooling) and,
+    through BN and ReLU, by a 3x3 convolution to 32 channels ("mid"). The BN ("mid_bn") has gamma 1
+    except at the `dead` channels, which have gamma 0 and the given `beta`: after the ReLU they are
+    the constant max(beta, 0). Pruned, "mid" reads a selection of the stream."""
+    inp = keras.Input(input_shape)
+    stream = L.Conv2D(width, 3, padding="same", name="stem")(inp)
+    y = L.ReLU(name="mid_relu")(L.BatchNormalization(momentum=0.9, name="mid_bn")(stream))
+    y = L.Conv2D(32, 3, padding="same", name="mid")(y)
+    heads = [L.GlobalAveragePooling2D(name=f"{n}_gap")(t) for n, t in (("mid", y), ("stem", stream))]
+    model = keras.Model(inp, L.Dense(classes, name="logits")(L.Concatenate(name="cat")(heads)), name="one_reader")
+    bn = model.get_layer("mid_bn")
+    gamma, b, mean, var = bn.get_weights()
+    dead = list(dead)
+    gamma[:], b[:] = 1.0, 0.0
+    gamma[dead], b[dead] = 0.0, beta
+    bn.set_weights([gamma, b, mean, var])
+    return model
+
+
 def densenet(input_shape=(16, 16, 3), classes=10, growth=6, layers=3):
     x = inp = keras.Input(input_shape)
     x = L.Conv2D(12, 3, padding="same", use_bias=False, name="stem")(x)

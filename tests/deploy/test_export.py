@@ -325,6 +325,7 @@ def test_auto_slices_a_selection_only_where_the_measured_cost_model_predicts_a_s
 def test_an_int8_file_slices_what_an_int8_plan_for_litert_kept_as_slices(tmp_path):
     from kslim.deploy import channel_tile
     from kslim.pruning.budget import selection_lowering
+    from kslim.testing import archs
 
     # A 72-channel stream read by the output and, through BN and ReLU, by a 3x3 convolution to 32 at
     # 16x16; channels 64-71 have gamma 0. Where int8 kernels take input channels 64 at a time (AMX),
@@ -336,16 +337,7 @@ def test_an_int8_file_slices_what_an_int8_plan_for_litert_kept_as_slices(tmp_pat
     assert selection_lowering(list(range(64)), 72, macs, 16 * 16, "int8")[0] == "whole"
     sliced = selection_lowering(list(range(64)), 72, macs, 16 * 16, "int8", input_tile=tile)[0] == "slices"
     assert sliced or tile == 1, tile
-    inp = keras.Input((16, 16, 3))
-    stream = keras.layers.Conv2D(72, 3, padding="same", name="stem")(inp)
-    y = keras.layers.ReLU()(keras.layers.BatchNormalization(name="mid_bn")(stream))
-    y = keras.layers.Conv2D(32, 3, padding="same", name="mid")(y)
-    heads = [keras.layers.GlobalAveragePooling2D()(t) for t in (y, stream)]
-    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Concatenate()(heads)))
-    gamma, beta, mean, var = model.get_layer("mid_bn").get_weights()
-    gamma[:], beta[:] = 1.0, 0.0
-    gamma[64:] = 0.0
-    model.get_layer("mid_bn").set_weights([gamma, beta, mean, var])
+    model = archs.one_reader(width=72, dead=range(64, 72))
     plan = kslim.plan(model, threshold=1e-8, selections="sliceable", quantize="int8", round_inputs_to=tile)
     assert bool(plan.layers.get("mid_bn", {}).get("select")) == sliced, plan.layers.get("mid_bn")
     slim = kslim.prune(model, plan=plan)

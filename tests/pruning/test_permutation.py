@@ -174,23 +174,6 @@ def test_a_selection_pays_only_where_it_pays_at_one_and_at_two_threads():
         slice_saving(macs, 1, elements, threads=4)
 
 
-def _one_reader(beta):
-    """A 32-channel stem read by a 3x3 convolution to 32 channels through a BN whose channels 8-23
-    have gamma 0 and the given beta (a constant of `beta` after the ReLU) and by the output."""
-    inp = keras.Input((16, 16, 3))
-    stream = L.Conv2D(32, 3, padding="same", name="stem")(inp)
-    y = L.ReLU(name="mid_relu")(L.BatchNormalization(name="mid_bn")(stream))
-    y = L.Conv2D(32, 3, padding="same", name="mid")(y)
-    heads = [L.GlobalAveragePooling2D(name=f"{n}_gap")(t) for n, t in (("mid", y), ("stem", stream))]
-    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(heads)))
-    gamma, b, mean, var = model.get_layer("mid_bn").get_weights()
-    gamma[:] = 1.0
-    gamma[8:24] = 0.0
-    b[8:24] = beta
-    model.get_layer("mid_bn").set_weights([gamma, b, mean, var])
-    return model
-
-
 def test_an_int8_plan_and_export_judge_selections_by_the_int8_cost_model(tmp_path):
     from kslim.deploy.ops import list_ops
     from kslim.pruning.budget import slice_saving
@@ -199,7 +182,7 @@ def test_an_int8_plan_and_export_judge_selections_by_the_int8_cost_model(tmp_pat
     # accumulates: more than one slice costs in float32 at 1 and at 2 threads, less in int8 at 2
     # threads, where a multiply-accumulate saved is worth 4x less (benchmarks/selection_cost.py
     # --quantize int8 --threads 2).
-    model = _one_reader(beta=0.0)
+    model = archs.one_reader(beta=0.0)
     macs, elements = 16 * 16 * 9 * 32 * 16, 16 * 16 * 16
     assert slice_saving(macs, 1, elements) > 0 > slice_saving(macs, 1, elements, quantize="int8")
     assert slice_saving(macs, 1, elements, quantize="float16") == slice_saving(macs, 1, elements)
@@ -226,13 +209,13 @@ def test_sliceable_charges_the_border_image_of_dropped_constant_channels(monkeyp
     # gets a BorderBias (one image added per call), which a selection with beta 0 does not need.
     # With the border made costly, only the constant channels' selection is refused.
     for beta, border in ((0.5, 1), (0.0, 0)):
-        slim = kslim.prune(_one_reader(beta), threshold=1e-8)
+        slim = kslim.prune(archs.one_reader(beta=beta), threshold=1e-8)
         assert sum(isinstance(layer, kslim.layers.BorderBias) for layer in slim.layers) == border
     cost = {mode: {threads: dict(c) for threads, c in fits.items()} for mode, fits in budget.SLICE_COST.items()}
     cost["float32"][1]["per_border_element"] = 1.0
     monkeypatch.setattr(budget, "SLICE_COST", cost)
     for beta, kept in ((0.5, True), (0.0, False)):
-        model = _one_reader(beta)
+        model = archs.one_reader(beta=beta)
         plan = kslim.plan(model, threshold=1e-8, selections="sliceable")
         restored = "mid_bn" not in plan.layers or plan.layers["mid_bn"]["select"] is None
         assert restored == kept, (beta, plan.layers.get("mid_bn"))
