@@ -177,8 +177,11 @@ class Analysis:
             if n.role in ("producer", "scale")
         ]
 
-    def apply_floors(self, pruned, min_channels=1, round_to=1, max_layer_ratio=None, round_inputs_to=1):
-        """Restores pruned groups until every layer keeps its floor; returns the new set."""
+    def apply_floors(self, pruned, min_channels=1, round_to=1, max_layer_ratio=None, round_inputs_to=1,
+                     round_narrow=False):
+        """Restores pruned groups until every layer keeps its floor; returns the new set. With
+        `round_narrow` (plans for LiteRT, where a convolution's outputs cost whole tiles) a layer no
+        wider than `round_to` is rounded too: it keeps all its channels."""
         pruned = set(pruned)
         units = self.units()
         changed = True
@@ -191,9 +194,9 @@ class Analysis:
                 if max_layer_ratio is not None:
                     need = max(need, math.ceil(round((1.0 - max_layer_ratio) * n, 9)))
                 # round_to rounds what a layer computes (a producer's outputs), not what a stream reader
-                # takes from the stream, and not a layer within one multiple; round_inputs_to rounds what
-                # its readers take in, whatever its width.
-                tile = math.lcm(round_to if n > round_to else 1, round_inputs_to)
+                # takes from the stream, and not a layer within one multiple unless `round_narrow`;
+                # round_inputs_to rounds what its readers take in, whatever its width.
+                tile = math.lcm(round_to if n > round_to or round_narrow else 1, round_inputs_to)
                 if tile > 1 and kept < n and self.graph.nodes[i].role == "producer":
                     need = max(need, math.ceil(max(kept, need) / tile) * tile)
                 need = min(need, n)

@@ -102,8 +102,9 @@ class Budget:
         params_target: float > 0, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
         round_to: int >= 1, round each pruned layer's output width up to a
-            multiple (layers no wider than it are not rounded, nor a stream
-            reader's selection); None (default): 1, or with
+            multiple (layers no wider than it are not rounded, except with
+            `runtime="litert"`, where they keep all their channels; nor a
+            stream reader's selection); None (default): 1, or with
             `runtime="litert"` (and `latency_target`) the channel multiple
             measured on this CPU (`kslim.deploy.channel_tile`).
         max_layer_ratio: float in (0, 1], the largest fraction of any one
@@ -145,8 +146,12 @@ class Budget:
             `kslim.export` files run on: `selections` defaults to
             "sliceable" and `round_to` / `round_inputs_to` to the channel
             tiles measured here for `quantize` (`kslim.deploy.channel_tile`
-            at `latency_threads`, cached), whose channels cost no time, so
-            that the plan's FLOPs fall only where time falls. A
+            at `latency_threads`, cached), whose channels cost no time, and a
+            layer no wider than `round_to` keeps all its channels (a
+            convolution computes its outputs in whole tiles: 1 to 16 outputs
+            of a 3x3 convolution take the same time here,
+            `benchmarks/densenet_overhead.py`), so that the plan's FLOPs fall
+            only where time falls. A
             `latency_target` plans for "litert".
 
     Raises:
@@ -234,6 +239,7 @@ class Budget:
         return dict(
             min_channels=self.min_channels, round_to=self.round_to or 1,
             round_inputs_to=self.round_inputs_to or 1, max_layer_ratio=self.max_layer_ratio,
+            round_narrow=self.runtime == "litert",
         )
 
 

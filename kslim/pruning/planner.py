@@ -190,10 +190,11 @@ def plan(
         params_target: float, like `flops_target` for parameters.
         min_channels: int >= 1, the fewest channels any layer keeps.
         round_to: int >= 1, round each pruned layer's output width up to a
-            multiple (layers no wider than it are not rounded, nor the part of
-            a shared stream a reader selects: a convolution's time follows its
-            output channels in tiles, its input channels one by one in float32;
-            see `round_inputs_to` where they too come in tiles). Default
+            multiple (layers no wider than it are not rounded, except in a
+            plan for LiteRT, where they keep all their channels; nor the part
+            of a shared stream a reader selects: a convolution's time follows
+            its output channels in tiles, its input channels one by one in
+            float32; see `round_inputs_to` where they too come in tiles). Default
             1; with `runtime="litert"` or `latency_target`, the multiple
             XNNPACK's convolutions run in on this CPU
             (`kslim.deploy.channel_tile`, measured once and cached), whose
@@ -224,8 +225,10 @@ def plan(
         runtime: None (default), a plan for FLOPs; "litert", a plan for
             LiteRT with XNNPACK on this CPU: `selections="sliceable"` and the
             measured channel tiles (for `quantize`) as `round_to` and
-            `round_inputs_to` by default, so that FLOPs fall only where time
-            does (`kslim.prune(model, ratio=0.4, runtime="litert")`). See
+            `round_inputs_to` by default, and layers no wider than `round_to`
+            kept whole (1 to 16 outputs of a convolution take the same time),
+            so that FLOPs fall only where time does
+            (`kslim.prune(model, ratio=0.4, runtime="litert")`). See
             `kslim.Budget`.
 
     Returns:
@@ -528,7 +531,7 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
     for root, reason in analysis.blocked.items():
         kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
     if restored:
-        active = [f"{k}={v}" for k, v in (floors or {}).items() if v not in (None, 1)]
+        active = [f"{k}={v}" for k, v in (floors or {}).items() if k != "round_narrow" and v not in (None, 1)]
         reason = "below the threshold, kept by the per-layer floors" + (
             f" ({', '.join(active)})" if active else " (min_channels=1)")
         kept_reasons[reason] = sum(analysis.size[r] for r in restored)
@@ -560,7 +563,8 @@ def _floor_reason(width, full, floors):
         return f"max_layer_ratio={cap}"
     least = floors.get("min_channels", 1)
     round_to = floors.get("round_to", 1)
-    if round_to > 1 and width % round_to == 0 and width > least:
+    narrow = floors.get("round_narrow") and width == full <= round_to  # a narrow layer kept whole
+    if round_to > 1 and (width % round_to == 0 or narrow) and width > least:
         return f"round_to={round_to}"
     tile = floors.get("round_inputs_to", 1)
     if tile > 1 and (width % tile == 0 or width == full) and width > least:  # a narrow layer is kept whole

@@ -42,11 +42,12 @@ def resnet(input_shape=(16, 16, 3), classes=10):
     return keras.Model(inp, L.Dense(classes, name="logits")(x), name="resnet")
 
 
-def preact_resnet(input_shape=(16, 16, 3), classes=10, blocks=2):
-    """Pre-activation bottleneck ResNet: BNs on the shared stream need channel selection."""
+def preact_resnet(input_shape=(16, 16, 3), classes=10, blocks=2, width=1):
+    """Pre-activation bottleneck ResNet: BNs on the shared stream need channel selection. Its blocks
+    have 8 x `width` and 16 x `width` channels, its stream 4x as many."""
     x = inp = keras.Input(input_shape)
-    x = L.Conv2D(16, 3, padding="same", use_bias=False, name="stem")(x)
-    for s, (planes, stride) in enumerate([(8, 1), (16, 2)]):
+    x = L.Conv2D(16 * width, 3, padding="same", use_bias=False, name="stem")(x)
+    for s, (planes, stride) in enumerate([(8 * width, 1), (16 * width, 2)]):
         for b in range(blocks):
             name = f"s{s}b{b}"
             y = L.BatchNormalization(momentum=0.9, name=name + "_bn1")(x)

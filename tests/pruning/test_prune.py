@@ -174,6 +174,29 @@ def test_round_to_and_max_layer_ratio():
             assert layer.filters >= model.get_layer(layer.name).filters / 2
 
 
+def test_a_plan_for_litert_keeps_whole_the_layers_no_wider_than_the_tile():
+    # On LiteRT a convolution's outputs cost whole tiles (1 to 16 outputs of a 3x3 convolution take the
+    # same time, benchmarks/densenet_overhead.py): cutting a 16-channel layer to 5 removes FLOPs but no
+    # time. A plan for LiteRT rounds such a layer too: it keeps all its channels. Tiles given, so that
+    # nothing is measured.
+    model = sparsify(archs.vgg(), frac=0.6)
+    tiles = dict(round_to=32, round_inputs_to=1, selections="all")
+    flops = kslim.plan(model, threshold=1e-6, **tiles)
+    litert = kslim.plan(model, threshold=1e-6, runtime="litert", **tiles)
+    narrow = [name for name, rec in flops.layers.items()
+              if rec["class"] == "Conv2D" and rec["channels"][1] < rec["channels"][0] <= 32]
+    assert narrow, flops.layers
+    for name in narrow:
+        rec = litert.layers[name]
+        assert rec["channels"][1] == rec["channels"][0] and "kept by round_to=32" in rec["why"], (name, rec)
+    for name, rec in litert.layers.items():  # wider layers are rounded as before
+        if rec["class"] == "Conv2D" and rec["channels"][0] > 32:
+            assert rec["channels"][1] % 32 == 0 or rec["channels"][1] == rec["channels"][0], (name, rec)
+    assert flops.flops[1] < litert.flops[1] < litert.flops[0]
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), kslim.prune(model, plan=litert)(x, training=False)) <= 1e-5
+
+
 def test_the_plan_says_when_a_per_layer_floor_keeps_channels_below_the_threshold():
     # Issue 14: two passes at ratio 0.5 pruned 47.6% and 43.7% and the plan never said why.
     model = sparsify(archs.vgg(), frac=0.6)
