@@ -124,6 +124,10 @@ def markdown(data):
             f"| {r['model']} | {r['plan']} | {r['channels_pruned']} of {r['channels']} | {r['flops_reduction']:.2f}x "
             f"| {r['params']:,} | {100 * r['unpruned_test_accuracy']:.2f}% | {100 * r['pruned_test_accuracy']:.2f}% "
             f"| {100 * r['finetuned_test_accuracy']:.2f}% ({r['epochs']}) | {r['finetune_s'] / 60:.1f} min |")
+    for r in data.get("superseded", []):  # rows whose plan kslim no longer makes, kept with the reason
+        lines.append(f"\nSuperseded: {r['model']} {r['plan']}, {r['channels_pruned']} channels pruned, "
+                     f"{r['flops_reduction']:.2f}x fewer FLOPs, fine-tuned to {100 * r['finetuned_test_accuracy']:.2f}% "
+                     f"({r['superseded']}).")
     return "\n".join(lines) + "\n"
 
 

@@ -39,7 +39,7 @@ def test_a_latency_budgeted_plan_lands_near_its_target_and_a_second_plan_is_cach
     tile = latency.channel_tile()
     widths = [rec["channels"] for rec in plan.layers.values()]
     assert any(kept < full for full, kept in widths)
-    assert all(kept == full or kept % tile == 0 or full <= tile for full, kept in widths), (tile, widths)
+    assert all(kept == full or kept % tile == 0 for full, kept in widths), (tile, widths)  # narrow layers whole
     slim = kslim.prune(model, plan=plan)  # the same plan again, from the cache
     x = inputs(model, n=2)
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
