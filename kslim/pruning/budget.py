@@ -150,7 +150,7 @@ class Budget:
             layer no wider than `round_to` keeps all its channels (a
             convolution computes its outputs in whole tiles: 1 to 16 outputs
             of a 3x3 convolution take the same time here,
-            `benchmarks/densenet_overhead.py`), so that the plan's FLOPs fall
+            `benchmarks/narrow_layers.py`), so that the plan's FLOPs fall
             only where time falls. A
             `latency_target` plans for "litert".
 
