@@ -49,10 +49,6 @@ OUTPUTS = (1, 2, 4, 8, 12, 16)
 INPUTS = ((32, 148), (16, 292))  # (side, channels)
 
 
-def _md(rows):
-    return "\n".join("| " + " | ".join(map(str, r)) + " |" for r in [rows[0], ["---"] * len(rows[0])] + rows[1:])
-
-
 def outputs_table(runs, workdir):
     """Median microseconds of a 3x3 convolution to each of `OUTPUTS` channels, per input and thread count."""
     configs = {}
@@ -107,14 +103,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="kslim-narrow-") as workdir:
         outputs = outputs_table(args.runs, workdir)
         dense = densenet_table(args.runs, workdir)
-    data = {"machine": _common.machine(), "args": vars(args), "outputs_us": outputs, NAME: dense,
-            "runtime_s": time.perf_counter() - start}
+    data = {"args": vars(args), "outputs_us": outputs, NAME: dense, "runtime_s": time.perf_counter() - start}
     rows = [["input", "threads"] + [f"{n} out" for n in OUTPUTS]]
     for side, channels in INPUTS:
         for threads in (1, 2):
             key = f"{side}x{side}x{channels}"
-            rows.append([key, threads] + [f"{outputs[f'{key}|{n}|{threads}']:.0f} us" for n in OUTPUTS])
-    first = _md(rows)
+            rows.append([key, str(threads)] + [f"{outputs[f'{key}|{n}|{threads}']:.0f} us" for n in OUTPUTS])
+    first = deploy._md_table(rows)
     base = dense["variants"]["baseline"]
     rows = [["variant", "FLOPs", "FLOPs red.", "narrow layers cut", "ms 1 thr", "ms 2 thr",
              "speed-up 1 / 2 thr", "speed-up / FLOPs red. 1 / 2 thr"]]
@@ -125,11 +120,11 @@ def main():
         rows.append([tag, f"{v['flops'] / 1e6:.0f}M", f"{red:.2f}x", cut, f"{v['ms']['1']:.2f}", f"{v['ms']['2']:.2f}",
                      f"{speed['1']:.2f}x / {speed['2']:.2f}x" if speed else "-",
                      f"{speed['1'] / red:.2f} / {speed['2'] / red:.2f}" if speed else "-"])
-    second = _md(rows)
+    second = deploy._md_table(rows)
     print(first + "\n\n" + second)
-    (_common.RESULTS / "narrow_layers.json").write_text(json.dumps(data, indent=1) + "\n")
-    m = data["machine"]
-    (_common.RESULTS / "narrow_layers.md").write_text(
+    path = _common.write("narrow_layers", data)
+    m = json.loads(path.read_text())["machine"]
+    (path.parent / "narrow_layers.md").write_text(
         f"# Narrow layers on LiteRT (`benchmarks/narrow_layers.py`)\n\n"
         f"Measured {m['date']} on {m['cpu_model']} ({', '.join(m['simd'])}), {m['cpu_count']} CPU cores, "
         f"TensorFlow {m['tensorflow']}, Keras {m['keras']}; {data['runtime_s'] / 60:.1f} min. LiteRT with XNNPACK, "
