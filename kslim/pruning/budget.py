@@ -137,7 +137,9 @@ class Budget:
             time): each pruned layer's width is rounded up to it, layers no
             wider than `round_to` included (their readers' inputs are what
             pruning them saves), and with `selections="sliceable"` a
-            reader's selection saves only the whole tiles it drops. None
+            reader's selection saves only the whole tiles it drops and keeps
+            a whole number of tiles (the rest of its last tile costs
+            nothing: it keeps the channels that fill it). None
             (default): 1, or with `runtime="litert"` (and `latency_target`)
             the input tile measured on this CPU
             (`kslim.deploy.channel_tile(inputs=True)`).

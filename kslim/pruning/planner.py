@@ -219,7 +219,7 @@ def plan(
         round_inputs_to: int >= 1, the multiple a convolution's input
             channels cost in: rounds every pruned layer's width (narrow ones
             too) and, with `selections="sliceable"`, counts a selection's
-            saving in whole tiles. Default 1; with `runtime="litert"` or
+            saving in whole tiles and fills its last tile. Default 1; with `runtime="litert"` or
             `latency_target`, the input tile measured on this CPU
             (`kslim.deploy.channel_tile(inputs=True)`). See `kslim.Budget`.
         runtime: None (default), a plan for FLOPs; "litert", a plan for
@@ -329,6 +329,8 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
     zero weights), so keeping those channels costs no time and keeps what they carry. Likewise a
     selection best read as one slice over its span keeps the dropped channels inside the span, which
     that slice reads anyway: the reader then selects one run, and the plan's FLOPs are the file's.
+    And with `input_tile` > 1 a reader that keeps its selection takes back channels to fill its last
+    input tile (`_tile_fill`), read at no cost: its FLOPs fall only by the tiles it drops.
     """
     g = analysis.graph
     pruned = set(pruned)
@@ -354,12 +356,32 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
             ids = g.ids[node.outputs[0]]
             if how == "whole":
                 restore |= {g.group(c) for c in ids} & pruned
-            elif how == "span":  # the file reads every channel of the span: keep them, and count their FLOPs
-                lo, hi = min(rank[j] for j in out), max(rank[j] for j in out)
-                restore |= {g.group(ids[j]) for j in dropped if lo <= rank[j] <= hi} & pruned
+                continue
+            kept = sorted(rank[j] for j in out)
+            if how == "span":  # the file reads every channel of the span: keep them, and count their FLOPs
+                kept = list(range(kept[0], kept[-1] + 1))
+            kept += _tile_fill(kept, len(ins[0]), input_tile or 1)  # the rest of its last input tile
+            order = {r: j for j, r in rank.items()}
+            restore |= {g.group(ids[order[r]]) for r in kept} & pruned
         if not restore:
             return pruned
         pruned -= restore
+
+
+def _tile_fill(kept, full, tile):
+    """The stream positions a reader keeping `kept` (sorted positions of a stream of `full`) takes
+    back so that it reads a whole number of input tiles: a convolution's input channels cost whole
+    tiles on LiteRT (`kslim.deploy.channel_tile(inputs=True)`), so the rest of the last tile is read
+    at no cost. The gaps between its runs are filled first, smallest first, each from its left so
+    that no run is split, then the stream beyond its last and before its first kept position:
+    the selection never gains a slice."""
+    need = min(-(-len(kept) // tile) * tile, full) - len(kept)
+    if need <= 0:
+        return []
+    gaps = sorted((b - a - 1, a + 1, b) for a, b in zip(kept, kept[1:]) if b - a > 1)
+    order = [r for _, lo, hi in gaps for r in range(lo, hi)]
+    order += list(range(kept[-1] + 1, full)) + list(range(kept[0] - 1, -1, -1))
+    return order[:need]
 
 
 def _stream_readers(analysis):

@@ -160,6 +160,42 @@ def test_with_an_input_tile_a_selection_saves_only_the_tiles_it_drops():
     assert whole.flops[1] > sixteen.flops[1]
 
 
+def test_with_an_input_tile_a_selection_keeps_the_channels_that_fill_its_last_tile():
+    # The wide reader keeps 8 of 32 stream channels (0-3 and 28-31). In tiles of 16 input channels it
+    # reads 16 anyway: the plan keeps 16, the 8 taken back next to the run it keeps (the stream is
+    # permuted so that it reads one), so the selection gains no slice and the plan's FLOPs fall only
+    # by the tile the file saves.
+    x = inp = keras.Input((16, 16, 3))
+    stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
+    y = L.ReLU(name="wide_relu")(L.BatchNormalization(name="wide_bn")(stream))
+    y = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(256, 3, padding="same", name="wide")(y))
+    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(
+        [y, L.GlobalAveragePooling2D(name="stem_gap")(stream)])))
+    gamma, beta, mean, var = model.get_layer("wide_bn").get_weights()
+    gamma[:] = 1.0
+    gamma[4:28] = 0.0
+    model.get_layer("wide_bn").set_weights([gamma, beta, mean, var])
+    one = kslim.plan(model, threshold=1e-8, selections="sliceable")
+    assert sorted(one.layers["wide_bn"]["out"]) == list(range(4)) + list(range(28, 32))
+    tiled = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=16)
+    wide = tiled.layers["wide_bn"]
+    assert set(wide["out"]) > set(one.layers["wide_bn"]["out"]) and len(wide["out"]) == 16, wide
+    assert len(runs(wide["select"])) == len(runs(one.layers["wide_bn"]["select"])) == 1
+    assert one.flops[1] < tiled.flops[1] < tiled.flops[0]
+    slim = kslim.prune(model, plan=tiled)
+    assert kslim.profile(slim).flops == tiled.flops[1]
+    x = inputs(model)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    # In a DenseNet every reader that keeps a selection keeps whole tiles of 8, and stays exact.
+    model = sparsify(archs.densenet(input_shape=(32, 32, 3), growth=16, layers=4), frac=0.6, shared=0.0, seed=5)
+    plan = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=8)
+    selects = {name: len(rec["select"]) for name, rec in plan.layers.items() if rec.get("select") is not None}
+    assert selects and all(n % 8 == 0 for n in selects.values()), selects
+    slim = kslim.prune(model, plan=plan)
+    x = inputs(model)
+    assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+
+
 def test_a_selection_pays_only_where_it_pays_at_one_and_at_two_threads():
     from kslim.pruning.budget import slice_saving
 
