@@ -134,6 +134,22 @@ def test_sliceable_keeps_a_selection_only_where_the_measured_cost_model_says_it_
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
 
 
+def _wide_reader(dead):
+    """A 32-channel stream read by the output and, through BN and ReLU, by a 3x3 convolution to 256 at
+    16x16, whose BN has gamma 0 for the `dead` channels (1 for the rest)."""
+    x = inp = keras.Input((16, 16, 3))
+    stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
+    y = L.ReLU(name="wide_relu")(L.BatchNormalization(name="wide_bn")(stream))
+    y = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(256, 3, padding="same", name="wide")(y))
+    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(
+        [y, L.GlobalAveragePooling2D(name="stem_gap")(stream)])))
+    gamma, beta, mean, var = model.get_layer("wide_bn").get_weights()
+    gamma[:] = 1.0
+    gamma[list(dead)] = 0.0
+    model.get_layer("wide_bn").set_weights([gamma, beta, mean, var])
+    return model
+
+
 def test_with_an_input_tile_a_selection_saves_only_the_tiles_it_drops():
     from kslim.pruning.budget import selection_lowering
 
@@ -144,15 +160,7 @@ def test_with_an_input_tile_a_selection_saves_only_the_tiles_it_drops():
     positions = list(range(8)) + list(range(24, 32))
     assert selection_lowering(positions, 32, macs, 16 * 16, input_tile=16)[0] == "slices"
     assert selection_lowering(positions, 32, macs, 16 * 16, input_tile=32) == ("whole", 0.0)
-    x = inp = keras.Input((16, 16, 3))
-    stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
-    y = L.ReLU(name="wide_relu")(L.BatchNormalization(name="wide_bn")(stream))
-    y = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(256, 3, padding="same", name="wide")(y))
-    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(
-        [y, L.GlobalAveragePooling2D(name="stem_gap")(stream)])))
-    gamma, beta, mean, var = model.get_layer("wide_bn").get_weights()
-    gamma[8:24] = 0.0
-    model.get_layer("wide_bn").set_weights([gamma, beta, mean, var])
+    model = _wide_reader(range(8, 24))
     sixteen = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=16)
     assert len(runs(sixteen.layers["wide_bn"]["select"])) == 1
     whole = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=32)
@@ -165,16 +173,7 @@ def test_with_an_input_tile_a_selection_keeps_the_channels_that_fill_its_last_ti
     # reads 16 anyway: the plan keeps 16, the 8 taken back next to the run it keeps (the stream is
     # permuted so that it reads one), so the selection gains no slice and the plan's FLOPs fall only
     # by the tile the file saves.
-    x = inp = keras.Input((16, 16, 3))
-    stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
-    y = L.ReLU(name="wide_relu")(L.BatchNormalization(name="wide_bn")(stream))
-    y = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(256, 3, padding="same", name="wide")(y))
-    model = keras.Model(inp, L.Dense(3, name="logits")(L.Concatenate(name="cat")(
-        [y, L.GlobalAveragePooling2D(name="stem_gap")(stream)])))
-    gamma, beta, mean, var = model.get_layer("wide_bn").get_weights()
-    gamma[:] = 1.0
-    gamma[4:28] = 0.0
-    model.get_layer("wide_bn").set_weights([gamma, beta, mean, var])
+    model = _wide_reader(range(4, 28))
     one = kslim.plan(model, threshold=1e-8, selections="sliceable")
     assert sorted(one.layers["wide_bn"]["out"]) == list(range(4)) + list(range(28, 32))
     tiled = kslim.plan(model, threshold=1e-8, selections="sliceable", round_inputs_to=16)
