@@ -44,3 +44,11 @@ def write(name, data):
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=1) + "\n")
     return path
+
+
+def measured(name, runtime_s):
+    """"Measured <date> on <CPU> (<vector extensions>), <n> CPU cores, TensorFlow <v>, Keras <v>; <t> min." for
+    the markdown beside `results/<name>.json`, from the machine that file records."""
+    m = json.loads((RESULTS / f"{name}.json").read_text())["machine"]
+    return (f"Measured {m['date']} on {m['cpu_model']} ({', '.join(m['simd'])}), {m['cpu_count']} CPU cores, "
+            f"TensorFlow {m['tensorflow']}, Keras {m['keras']}; {runtime_s / 60:.1f} min.")

@@ -30,7 +30,6 @@ Writes results/narrow_layers.json and narrow_layers.md, and prints the tables. A
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -123,11 +122,9 @@ def main():
     second = deploy._md_table(rows)
     print(first + "\n\n" + second)
     path = _common.write("narrow_layers", data)
-    m = json.loads(path.read_text())["machine"]
     (path.parent / "narrow_layers.md").write_text(
         f"# Narrow layers on LiteRT (`benchmarks/narrow_layers.py`)\n\n"
-        f"Measured {m['date']} on {m['cpu_model']} ({', '.join(m['simd'])}), {m['cpu_count']} CPU cores, "
-        f"TensorFlow {m['tensorflow']}, Keras {m['keras']}; {data['runtime_s'] / 60:.1f} min. LiteRT with XNNPACK, "
+        f"{_common.measured('narrow_layers', data['runtime_s'])} LiteRT with XNNPACK, "
         f"float32, batch 1, medians of {args.runs} interleaved invokes per file and thread count.\n\n"
         f"A 3x3 convolution to 1 ... 16 output channels:\n\n{first}\n\n"
         f"DenseNet-40 (synthetic gammas, the deploy benchmark's rule) pruned to the paper's FLOPs "
