@@ -1,0 +1,183 @@
+"""Where an int8 DenseNet's LiteRT time goes, by XNNPACK kernel, before and after a plan for LiteRT.
+
+The deploy benchmark's `matched int8` rows (`kslim.prune(model, flops_target=f,
+runtime="litert", quantize="int8")`, f the FLOPs fraction the paper's plan
+keeps) fall short of "speed-up >= 0.9x the FLOPs reduction" on DenseNet121
+and only just meet it on DenseNet-40. This script shows why, by sampling the
+CPU with `perf record` while the LiteRT interpreter (XNNPACK, 1 thread, batch
+1) invokes each int8 file `--invokes` times (in `--repeats` rounds, the
+baseline's and the pruned file's alternating), and counting the samples that
+fall in each kind of XNNPACK kernel:
+
+- `convolution, igemm`: convolutions read through an indirection buffer (the
+  3x3 ones, and the stem);
+- `convolution, gemm`: 1x1 convolutions and the classifier;
+- `depthwise`: depthwise convolutions, which here are the BNs that read a
+  shared stream (`kslim.export` writes each as one 1x1 depthwise convolution
+  with its ReLU) and, in int8, the average poolings;
+- `copy`: memory moves (concatenations, slices);
+- `other XNNPACK`: the rest of the XNNPACK library (quantize, padding,
+  pooling, the runtime's own work).
+
+Samples outside XNNPACK (Python, loading the file) are left out. Gammas are
+set by the deploy benchmark's rule (`deploy.set_gammas`), not trained, and the
+plans are the ones the deploy benchmark times. Each kind's samples per invoke
+are compared with the multiply-accumulates the convolutions of that kind
+compute, as `kslim.profile` counts them, before and after pruning.
+
+Needs Linux `perf` (with permission to sample this process). Usage:
+
+    python benchmarks/int8_kernels.py [--models densenet40,densenet121] [--invokes 1000] [--repeats 3]
+
+Writes results/int8_kernels.json and int8_kernels.md, and prints the table. About 4 minutes.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import _common  # noqa: E402
+import deploy  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kslim  # noqa: E402
+
+KINDS = (("convolution, igemm", ("igemm",)), ("convolution, gemm", ("_gemm_",)), ("depthwise", ("dwconv",)),
+         ("copy", ("memmove", "memcpy", "_copy_")), ("other XNNPACK", ("xnn_",)))
+LOOP = """
+import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+interpreter = Interpreter(model_path=sys.argv[1], num_threads=1)
+detail = interpreter.get_input_details()[0]
+interpreter.allocate_tensors()
+interpreter.set_tensor(detail["index"], np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32))
+for _ in range(int(sys.argv[2])):
+    interpreter.invoke()
+"""
+
+
+def kind(symbol):
+    """The kind of XNNPACK kernel a sampled symbol is, or None outside XNNPACK."""
+    for name, marks in KINDS:
+        if any(m in symbol for m in marks) and (name == "copy" or "xnn_" in symbol):
+            return name
+    return None
+
+
+def profile(path, invokes, workdir):
+    """`{kind: samples}` and the busiest symbols of `perf record` over `invokes` invokes of `path`."""
+    data = os.path.join(workdir, os.path.basename(path) + ".perf")
+    subprocess.run(["perf", "record", "-q", "-F", "2000", "-o", data, sys.executable, "-c", LOOP, path, str(invokes)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol", "--stdio", "-n"],
+                            check=True, capture_output=True, text=True).stdout
+    counts, top = {name: 0 for name, _ in KINDS}, []
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or line.startswith("#") or not parts[1].isdigit():
+            continue
+        samples, symbol = int(parts[1]), parts[3]
+        name = kind(symbol)
+        if name is not None:
+            counts[name] += samples
+            top.append((samples, symbol))
+    return counts, [f"{s} {sym}" for s, sym in sorted(top, reverse=True)[:6]]
+
+
+def conv_macs(model):
+    """Multiply-accumulates per kind of convolution (1x1 and Dense: gemm; the others: igemm)."""
+    macs = {"convolution, igemm": 0, "convolution, gemm": 0}
+    for layer in model.layers:
+        if type(layer).__name__ not in ("Conv2D", "Dense"):
+            continue
+        kernel = layer.get_weights()[0].shape
+        pixels = int(np.prod(layer.output.shape[1:-1]))
+        one = type(layer).__name__ == "Dense" or tuple(kernel[:2]) == (1, 1)
+        macs["convolution, gemm" if one else "convolution, igemm"] += pixels * int(np.prod(kernel))
+    return macs
+
+
+def run_model(name, invokes, repeats, workdir):
+    if name in deploy.APPLICATIONS:
+        model = getattr(keras.applications, deploy.APPLICATIONS[name])(
+            weights=None, input_shape=deploy.APPLICATION_INPUT, classes=10)
+    else:
+        model = kslim.models.get(name)
+    deploy.set_gammas(model, deploy.RATIOS[name], seed=0, **deploy.RULES[name])
+    paper = kslim.plan(model, ratio=deploy.RATIOS[name])
+    target = paper.flops[1] / paper.flops[0]
+    plan = kslim.plan(model, flops_target=target, runtime="litert", quantize="int8")
+    calibration = np.random.default_rng(2).standard_normal(
+        (200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    record = {"flops_target": target, "channels_pruned": plan.factors[1], "variants": {}}
+    paths = {}
+    for tag, m in (("baseline int8", model), ("matched int8", kslim.prune(model, plan=plan))):
+        paths[tag] = os.path.join(workdir, f"{name}_{tag.replace(' ', '_')}.tflite")
+        report = kslim.export(m, paths[tag], quantize="int8", representative_data=calibration, atol=float("inf"))
+        record["variants"][tag] = {"flops": int(kslim.profile(m).flops), "selections": report.selections,
+                                   "macs": conv_macs(m), "samples": {k: 0 for k, _ in KINDS}, "rounds": []}
+    for _ in range(repeats):  # alternate the files, so that the machine's drift falls on both
+        for tag, path in paths.items():
+            counts, top = profile(path, invokes, workdir)
+            v = record["variants"][tag]
+            v["rounds"].append(counts)
+            v["samples"] = {k: v["samples"][k] + counts[k] for k in counts}
+            v["top_symbols"] = top
+            print(f"  {name} {tag}: {counts}", flush=True)
+    return record
+
+
+def table(results):
+    rows = [["model", "kind of kernel", "samples, baseline int8", "share", "samples, matched int8", "time ratio",
+             "MACs ratio"]]
+    for name, record in results.items():
+        base, pruned = record["variants"]["baseline int8"], record["variants"]["matched int8"]
+        total = sum(base["samples"].values())
+        for kind_name, _ in KINDS:
+            b, p = base["samples"][kind_name], pruned["samples"][kind_name]
+            macs = (f"{pruned['macs'][kind_name] / base['macs'][kind_name]:.2f}"
+                    if base["macs"].get(kind_name) else "-")
+            rows.append([name, kind_name, str(b), f"{b / total:.0%}", str(p), f"{p / b:.2f}" if b else "-", macs])
+        p_total = sum(pruned["samples"].values())
+        rows.append([name, "all XNNPACK", str(total), "100%", str(p_total), f"{p_total / total:.2f}",
+                     f"{pruned['flops'] / base['flops']:.2f} (FLOPs)"])
+    return deploy._md_table(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="densenet40,densenet121")
+    parser.add_argument("--invokes", type=int, default=1000, help="invokes per file and round under perf record")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, the two files alternating")
+    args = parser.parse_args()
+    if shutil.which("perf") is None:
+        sys.exit("int8_kernels.py needs Linux `perf` (apt install linux-perf) to sample the interpreter.")
+    start = time.perf_counter()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="kslim-int8-kernels-") as workdir:
+        for name in args.models.split(","):
+            results[name] = run_model(name, args.invokes, args.repeats, workdir)
+    data = {"args": vars(args), "results": results, "runtime_s": time.perf_counter() - start}
+    text = table(results)
+    print(text)
+    path = _common.write("int8_kernels", data)
+    (path.parent / "int8_kernels.md").write_text(
+        f"# Where int8 DenseNet time goes, by XNNPACK kernel (`benchmarks/int8_kernels.py`)\n\n"
+        f"{_common.measured('int8_kernels', data['runtime_s'])} `perf record` "
+        f"(2000 Hz) over {args.repeats} x {args.invokes} invokes of each int8 file (the rounds alternating), "
+        f"LiteRT with XNNPACK, 1 thread, batch 1; samples in XNNPACK's kernels only. `matched int8` is the deploy benchmark's plan "
+        f"(`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, `quantize=\"int8\"`; synthetic "
+        f"gammas). Time ratio: matched / baseline samples; MACs ratio: the same for the multiply-accumulates of "
+        f"that kind of convolution.\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
