@@ -361,8 +361,7 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
             if how == "span":  # the file reads every channel of the span: keep them, and count their FLOPs
                 kept = list(range(kept[0], kept[-1] + 1))
             kept += _tile_fill(kept, len(ins[0]), input_tile or 1)  # the rest of its last input tile
-            order = {r: j for j, r in rank.items()}
-            restore |= {g.group(ids[order[r]]) for r in kept} & pruned
+            restore |= {g.group(ids[ins[0][r]]) for r in kept} & pruned  # ins[0][r]: the channel at rank r
         if not restore:
             return pruned
         pruned -= restore
