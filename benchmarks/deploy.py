@@ -294,6 +294,14 @@ def _speedup(base_rounds, other_rounds):
 # --------------------------------------------------------------- per model
 
 
+def architecture(name):
+    """The untrained model `name`: a keras.applications model (weights=None, APPLICATION_INPUT, 10 classes)
+    for the names in APPLICATIONS, else the zoo's."""
+    if name in APPLICATIONS:
+        return getattr(keras.applications, APPLICATIONS[name])(weights=None, input_shape=APPLICATION_INPUT, classes=10)
+    return kslim.models.get(name)
+
+
 def run_model(name, args, workdir):
     print(f"\n== {name} (ratio {RATIOS[name]}) ==", flush=True)
     record = {"model": name, "ratio": RATIOS[name], "timings_s": {}}
@@ -305,11 +313,8 @@ def run_model(name, args, workdir):
         gammas = np.concatenate([np.abs(keras.ops.convert_to_numpy(v)) for _, v in scaling_factors(model)])
         record["gamma"] = {"source": "trained", "model_file": str(path.relative_to(CIFAR_CACHE.parent.parent.parent)),
                            "gamma_percentiles": {p: float(np.percentile(gammas, p)) for p in (10, 40, 50, 70, 90)}}
-    elif name in APPLICATIONS:
-        model = getattr(keras.applications, APPLICATIONS[name])(
-            weights=None, input_shape=APPLICATION_INPUT, classes=10)
     else:
-        model = kslim.models.get(name)
+        model = architecture(name)
     if name in TRAINED:
         pass
     elif args.train_epochs:

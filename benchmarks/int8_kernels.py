@@ -21,9 +21,9 @@ fall in each kind of XNNPACK kernel:
 
 Samples outside XNNPACK (Python, loading the file) are left out. Gammas are
 set by the deploy benchmark's rule (`deploy.set_gammas`), not trained, and the
-plans are the ones the deploy benchmark times. Each kind's samples per invoke
-are compared with the multiply-accumulates the convolutions of that kind
-compute, as `kslim.profile` counts them, before and after pruning.
+plans are the ones the deploy benchmark times. Each kind's samples, pruned
+against baseline, are set beside the same ratio of the multiply-accumulates
+the convolutions of that kind compute, as `kslim.profile` counts them.
 
 Needs Linux `perf` (with permission to sample this process). Usage:
 
@@ -44,7 +44,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import _common  # noqa: E402
 import deploy  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kslim  # noqa: E402
@@ -92,25 +91,21 @@ def profile(path, invokes, workdir):
     return counts, [f"{s} {sym}" for s, sym in sorted(top, reverse=True)[:6]]
 
 
-def conv_macs(model):
-    """Multiply-accumulates per kind of convolution (1x1 and Dense: gemm; the others: igemm)."""
+def conv_macs(model, profile):
+    """Multiply-accumulates per kind of convolution, as `kslim.profile` counts them (`profile`, of `model`):
+    1x1 convolutions and Dense layers run as gemm, the other convolutions as igemm."""
     macs = {"convolution, igemm": 0, "convolution, gemm": 0}
-    for layer in model.layers:
-        if type(layer).__name__ not in ("Conv2D", "Dense"):
-            continue
-        kernel = layer.get_weights()[0].shape
-        pixels = int(np.prod(layer.output.shape[1:-1]))
-        one = type(layer).__name__ == "Dense" or tuple(kernel[:2]) == (1, 1)
-        macs["convolution, gemm" if one else "convolution, igemm"] += pixels * int(np.prod(kernel))
+    for layer in profile.layers:
+        if layer.class_name == "Dense" or (
+                layer.class_name == "Conv2D" and tuple(model.get_layer(layer.name).kernel_size) == (1, 1)):
+            macs["convolution, gemm"] += layer.flops // 2
+        elif layer.class_name == "Conv2D":
+            macs["convolution, igemm"] += layer.flops // 2
     return macs
 
 
 def run_model(name, invokes, repeats, workdir):
-    if name in deploy.APPLICATIONS:
-        model = getattr(keras.applications, deploy.APPLICATIONS[name])(
-            weights=None, input_shape=deploy.APPLICATION_INPUT, classes=10)
-    else:
-        model = kslim.models.get(name)
+    model = deploy.architecture(name)
     deploy.set_gammas(model, deploy.RATIOS[name], seed=0, **deploy.RULES[name])
     paper = kslim.plan(model, ratio=deploy.RATIOS[name])
     target = paper.flops[1] / paper.flops[0]
@@ -122,15 +117,16 @@ def run_model(name, invokes, repeats, workdir):
     for tag, m in (("baseline int8", model), ("matched int8", kslim.prune(model, plan=plan))):
         paths[tag] = os.path.join(workdir, f"{name}_{tag.replace(' ', '_')}.tflite")
         report = kslim.export(m, paths[tag], quantize="int8", representative_data=calibration, atol=float("inf"))
-        record["variants"][tag] = {"flops": int(kslim.profile(m).flops), "selections": report.selections,
-                                   "macs": conv_macs(m), "samples": {k: 0 for k, _ in KINDS}, "rounds": []}
+        counted = kslim.profile(m)
+        record["variants"][tag] = {"flops": int(counted.flops), "selections": report.selections,
+                                   "macs": conv_macs(m, counted), "samples": {k: 0 for k, _ in KINDS}, "rounds": []}
     for _ in range(repeats):  # alternate the files, so that the machine's drift falls on both
         for tag, path in paths.items():
             counts, top = profile(path, invokes, workdir)
             v = record["variants"][tag]
             v["rounds"].append(counts)
             v["samples"] = {k: v["samples"][k] + counts[k] for k in counts}
-            v["top_symbols"] = top
+            v["top_symbols"] = top  # the last round's
             print(f"  {name} {tag}: {counts}", flush=True)
     return record
 
@@ -173,10 +169,10 @@ def main():
         f"# Where int8 DenseNet time goes, by XNNPACK kernel (`benchmarks/int8_kernels.py`)\n\n"
         f"{_common.measured('int8_kernels', data['runtime_s'])} `perf record` "
         f"(2000 Hz) over {args.repeats} x {args.invokes} invokes of each int8 file (the rounds alternating), "
-        f"LiteRT with XNNPACK, 1 thread, batch 1; samples in XNNPACK's kernels only. `matched int8` is the deploy benchmark's plan "
-        f"(`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, `quantize=\"int8\"`; synthetic "
-        f"gammas). Time ratio: matched / baseline samples; MACs ratio: the same for the multiply-accumulates of "
-        f"that kind of convolution.\n\n{text}\n")
+        f"LiteRT with XNNPACK, 1 thread, batch 1; samples in XNNPACK's kernels only. `matched int8` is the deploy "
+        f"benchmark's plan (`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, "
+        f"`quantize=\"int8\"`; synthetic gammas). Time ratio: matched / baseline samples; MACs ratio: the same "
+        f"for the multiply-accumulates of that kind of convolution.\n\n{text}\n")
 
 
 if __name__ == "__main__":
