@@ -28,11 +28,13 @@ the convolutions of that kind compute, as `kslim.profile` counts them.
 Needs Linux `perf` (with permission to sample this process). Usage:
 
     python benchmarks/int8_kernels.py [--models densenet40,densenet121] [--invokes 1000] [--repeats 3]
+    python benchmarks/int8_kernels.py --rewrite   # the markdown again from the recorded JSON
 
 Writes results/int8_kernels.json and int8_kernels.md, and prints the table. About 4 minutes.
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -148,12 +150,47 @@ def table(results):
     return deploy._md_table(rows)
 
 
+def bounds(results):
+    """Per model, the time ratio had every convolution kind's samples fallen by its MACs ratio and the rest stayed
+    as measured in the pruned file, and what that speed-up would be as a fraction of the FLOPs reduction."""
+    out = {}
+    for name, record in results.items():
+        base, pruned = record["variants"]["baseline int8"], record["variants"]["matched int8"]
+        samples = sum(base["samples"][k] * pruned["macs"][k] / base["macs"][k] if base["macs"].get(k)
+                      else pruned["samples"][k] for k, _ in KINDS)
+        ratio = samples / sum(base["samples"].values())
+        out[name] = {"time_ratio": ratio, "of_flops_reduction": pruned["flops"] / base["flops"] / ratio}
+    return out
+
+
+def write_markdown(data):
+    args, results = data["args"], data["results"]
+    lines = "\n".join(
+        f"- {name}: {b['time_ratio']:.2f} of the baseline's time, a speed-up {b['of_flops_reduction']:.2f}x "
+        "the FLOPs reduction" for name, b in bounds(results).items())
+    (_common.RESULTS / "int8_kernels.md").write_text(
+        f"# Where int8 DenseNet time goes, by XNNPACK kernel (`benchmarks/int8_kernels.py`)\n\n"
+        f"{_common.measured('int8_kernels', data['runtime_s'])} `perf record` "
+        f"(2000 Hz) over {args['repeats']} x {args['invokes']} invokes of each int8 file (the rounds alternating), "
+        f"LiteRT with XNNPACK, 1 thread, batch 1; samples in XNNPACK's kernels only. `matched int8` is the deploy "
+        f"benchmark's plan (`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, "
+        f"`quantize=\"int8\"`; synthetic gammas). Time ratio: matched / baseline samples; MACs ratio: the same "
+        f"for the multiply-accumulates of that kind of convolution.\n\n{table(results)}\n\n"
+        "Had every convolution's time fallen exactly as its multiply-accumulates did, the rest (the stream BN "
+        f"passes, copies) staying as measured, the matched int8 files would have run in:\n\n{lines}\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="densenet40,densenet121")
     parser.add_argument("--invokes", type=int, default=1000, help="invokes per file and round under perf record")
     parser.add_argument("--repeats", type=int, default=3, help="rounds, the two files alternating")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="rewrite int8_kernels.md from the recorded int8_kernels.json; measure nothing")
     args = parser.parse_args()
+    if args.rewrite:
+        write_markdown(json.loads((_common.RESULTS / "int8_kernels.json").read_text()))
+        return
     if shutil.which("perf") is None:
         sys.exit("int8_kernels.py needs Linux `perf` (apt install linux-perf) to sample the interpreter.")
     start = time.perf_counter()
@@ -162,17 +199,9 @@ def main():
         for name in args.models.split(","):
             results[name] = run_model(name, args.invokes, args.repeats, workdir)
     data = {"args": vars(args), "results": results, "runtime_s": time.perf_counter() - start}
-    text = table(results)
-    print(text)
-    path = _common.write("int8_kernels", data)
-    (path.parent / "int8_kernels.md").write_text(
-        f"# Where int8 DenseNet time goes, by XNNPACK kernel (`benchmarks/int8_kernels.py`)\n\n"
-        f"{_common.measured('int8_kernels', data['runtime_s'])} `perf record` "
-        f"(2000 Hz) over {args.repeats} x {args.invokes} invokes of each int8 file (the rounds alternating), "
-        f"LiteRT with XNNPACK, 1 thread, batch 1; samples in XNNPACK's kernels only. `matched int8` is the deploy "
-        f"benchmark's plan (`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, "
-        f"`quantize=\"int8\"`; synthetic gammas). Time ratio: matched / baseline samples; MACs ratio: the same "
-        f"for the multiply-accumulates of that kind of convolution.\n\n{text}\n")
+    print(table(results))
+    _common.write("int8_kernels", data)
+    write_markdown(data)
 
 
 if __name__ == "__main__":
