@@ -21,6 +21,14 @@ class Analysis:
         size: dict group root -> number of scaling factors in the group.
         blocked: dict group root -> why it cannot be pruned (only for
             groups that have a scaling factor).
+        streams: dict group root -> frozenset of group roots, for each
+            channel of a shared stream that has no scaling factor of its own
+            (a DenseNet growth layer's output, a pre-activation residual
+            sum) and is read only through the scaling factors of its readers
+            (their BNs): those readers' groups. When every one of them is
+            pruned, the channel itself goes: its producer stops computing
+            it and the stream stops carrying it (`close`). Such a channel
+            that some layer reads directly is not listed.
     """
 
     def __init__(self, model, exclude=()):
@@ -35,7 +43,36 @@ class Analysis:
         self._anc, self._key_anc, self._costs = {}, {}, {}
         self.blocked = {}
         self.rescore()
-        self._check_safety(set(exclude))
+        self._stream_of = self._stream_parents()  # unmerged child id -> its parent's group, if unscored
+        candidates = set(self._stream_of.values())
+        self._check_safety(set(exclude), candidates)
+        streams = {}
+        for child, parent in self._stream_of.items():
+            streams.setdefault(parent, set()).add(graph.group(child))
+        self.streams = {r: frozenset(c) for r, c in streams.items() if r not in self._stream_blocked}
+
+    def _stream_parents(self):
+        """dict channel id -> parent group root, for each scaling factor's channel that reads a shared
+        stream (a child not merged with its parent) whose channel has no scaling factor of its own."""
+        g = self.graph
+        found = {}
+        for channel, kind in enumerate(g.kind):
+            if kind[0] == "child" and channel not in g.merged:
+                parent = g.group(kind[2])
+                if parent not in self.score:
+                    found[channel] = parent
+        return found
+
+    def close(self, pruned):
+        """`pruned` and every shared stream channel (`streams`) whose readers all prune it."""
+        pruned = set(pruned)
+        return pruned | {r for r, readers in self.streams.items() if readers <= pruned}
+
+    def group_score(self, root):
+        """A group's score: its largest |scaling factor|, or for a stream channel its readers' largest."""
+        if root in self.score:
+            return self.score[root]
+        return max(self.score[r] for r in self.streams[root])
 
     def rescore(self):
         """Reads the scaling factors again (after more training): updates `score` and `size`."""
@@ -57,12 +94,17 @@ class Analysis:
         return self._anc[channel]
 
     def _block(self, root, reason):
-        if root in self.score and root not in self.blocked:
+        if root in self._stream_candidates:
+            self._stream_blocked.add(root)
+        elif root in self.score and root not in self.blocked:
             self.blocked[root] = reason
 
-    def _check_safety(self, exclude):
-        """Blocks groups that some layer would read as a non-constant once pruned."""
+    def _check_safety(self, exclude, streams=()):
+        """Blocks groups that some layer would read as a non-constant once pruned; `streams`, the
+        candidate stream channels, likewise (a stream channel goes with every reader's factor, so a
+        layer that reads it through them reads a constant)."""
         g = self.graph
+        self._stream_candidates, self._stream_blocked = set(streams), set()
         for channel, kind in enumerate(g.kind):
             if kind[0] in ("input", "barrier"):
                 self._block(g.group(channel), kind[1])
@@ -105,7 +147,8 @@ class Analysis:
         width = len(g.ids[key])
         if node.role == "scale":
             emits = _emits_zero(node.op, width)
-            return [s | {g.group(c)} if emits[j] else s for j, (s, c) in enumerate(zip(ins[0], g.ids[key]))]
+            return [s | self._factor_groups(c) if emits[j] else s
+                    for j, (s, c) in enumerate(zip(ins[0], g.ids[key]))]
         if node.role in ("per_channel", "reshape"):
             return ins[0] if get_handler(node.op).keeps_zero(node.op) else [frozenset()] * width
         if node.role in ("flatten", "concat", "split", "merge", "multiply"):
@@ -123,7 +166,7 @@ class Analysis:
         if node.role in ("per_channel", "reshape"):
             return ins[0]
         if node.role == "scale":
-            return [s | {g.group(c)} for s, c in zip(ins[0], g.ids[key])]
+            return [s | self._factor_groups(c) for s, c in zip(ins[0], g.ids[key])]
         if node.role == "flatten":
             return ins[0] * (width // max(len(ins[0]), 1))
         if node.role == "concat":
@@ -142,6 +185,12 @@ class Analysis:
                 out.append(both)
             return out
         return [frozenset()] * width
+
+    def _factor_groups(self, channel):
+        """The groups whose pruning zeroes the scaling factor of `channel`: its own, and the stream
+        channel it reads if that one has no factor of its own (it goes with all its readers' factors)."""
+        own = {self.graph.group(channel)}
+        return own | {self._stream_of[channel]} if channel in self._stream_of else own
 
     # --- decisions -----------------------------------------------------------------
     def prunable(self):
@@ -203,7 +252,7 @@ class Analysis:
                 if kept >= need:
                     continue
                 dead = [a & pruned for a in anc if a & pruned]
-                dead.sort(key=lambda groups: -max(self.score[r] for r in groups))
+                dead.sort(key=lambda groups: -max(self.group_score(r) for r in groups))
                 for groups in dead[: need - kept]:
                     pruned -= groups
                 changed = True

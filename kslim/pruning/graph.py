@@ -9,7 +9,9 @@ reaches that layer along a single path (conv -> BN): the scaling factor then
 scores the producer's channel itself. Otherwise (the BN of a pre-activation
 block on a shared residual stream or a dense concatenation) the child stays
 separate, and pruning it inserts a channel selection before that layer while
-the stream stays whole (Liu et al. 2017, section 4.3).
+the stream stays whole (Liu et al. 2017, section 4.3), except for a channel
+that every such reader prunes and nothing reads otherwise: it goes at its
+producer (`Analysis.streams`, `Analysis.close`).
 
 A group of tied ids is prunable when something scores it, and when every
 layer that reads one of its channels reads a constant once the group's scaling

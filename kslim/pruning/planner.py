@@ -169,7 +169,10 @@ def plan(
 
     Channels are scored by their |scaling factor| (BN gamma right after a
     producer, or a `ChannelMask`); channels tied by an element-wise merge are
-    scored together by their largest factor and pruned together. Give exactly
+    scored together by their largest factor and pruned together. A channel of
+    a shared stream (a residual sum, a dense concatenation) that every reader
+    prunes through its own BN is not computed at all: the stream no longer
+    carries it and its producers lose it. Give exactly
     one budget: `ratio` (the paper's global percentile), `threshold`,
     `flops_target`, `params_target` or `latency_target`; or a `kslim.Budget`
     as `budget`.
@@ -300,7 +303,7 @@ def decide(analysis, budget):
     else:
         pruned, t = _search(analysis, scores, budget, streams)
     chosen = set(pruned)
-    floored = analysis.apply_floors(pruned, **floors)
+    floored = analysis.apply_floors(analysis.close(pruned), **floors)
     pruned = keep_unsliceable(analysis, floored, streams, budget.quantize, budget.round_inputs_to) if streams else floored
     result = make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
                         unsliced=floored - pruned)
@@ -312,7 +315,7 @@ def _settle(analysis, chosen, budget, streams):
     """The groups pruned for the `chosen` ones: after the budget's per-layer floors and, with
     `selections="sliceable"` (`streams` from `_stream_readers`), without the readers whose selections
     would not be sliced."""
-    pruned = analysis.apply_floors(chosen, **budget.floors)
+    pruned = analysis.apply_floors(analysis.close(chosen), **budget.floors)
     return keep_unsliceable(analysis, pruned, streams, budget.quantize, budget.round_inputs_to) if streams else pruned
 
 
@@ -354,8 +357,8 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
                                         math.prod(d for d in g.shapes[node.inputs[0]][1:-1] if d), quantize, border,
                                         input_tile or 1)
             ids = g.ids[node.outputs[0]]
-            if how == "whole":
-                restore |= {g.group(c) for c in ids} & pruned
+            if how == "whole":  # the channels it reads; one the stream no longer carries stays pruned
+                restore |= {g.group(ids[j]) for j in ins[0]} & pruned
                 continue
             kept = sorted(rank[j] for j in out)
             if how == "span":  # the file reads every channel of the span: keep them, and count their FLOPs
@@ -521,6 +524,9 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
             why = f"|gamma| < {threshold:.3g}" if node.role in ("producer", "scale") else "follows its input"
             if select is not None:
                 why = "channel selection on a shared stream: " + why
+            elif node.role == "producer" and any(g.group(c) in pruned and g.group(c) in analysis.streams
+                                                 for c in g.ids[node.outputs[0]]):
+                why = "stream channels that every reader prunes: " + why
         elif any(in_changed):
             why = "input channels follow the layers before it"
         else:
@@ -547,7 +553,7 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
             "why": why,
         }
     total = sum(analysis.size.values())
-    cut = sum(analysis.size[r] for r in pruned)
+    cut = sum(analysis.size.get(r, 0) for r in pruned)  # a stream channel (Analysis.streams) has no factor
     kept_reasons = {}
     for root, reason in analysis.blocked.items():
         kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
@@ -563,7 +569,7 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
         if "ratio" in budgets or "threshold" in budgets:
             reason += ("; to remove more FLOPs where removing them pays, give the budget in FLOPs "
                        "(flops_target=..., runtime='litert')")
-        kept_reasons[reason] = sum(analysis.size[r] for r in unsliced)
+        kept_reasons[reason] = sum(analysis.size.get(r, 0) for r in unsliced)
     return Plan(
         model.name,
         layers,
@@ -599,6 +605,8 @@ def _kept_reason(analysis, node):
         root = g.group(c)
         if root in analysis.blocked:
             return "kept: " + analysis.blocked[root]
+    if any(g.group(c) in analysis.streams for c in g.ids[node.outputs[0]]):
+        return "kept: a reader of the stream keeps each of its channels"
     if not any(g.group(c) in analysis.score for c in g.ids[node.outputs[0]]):
         return "kept: no scaling factor scores it"
     return "kept: all channels above the threshold"

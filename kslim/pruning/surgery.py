@@ -51,6 +51,15 @@ def pruned_groups(analysis, plan):
                     f"The plan prunes channel {j} of layer '{name}', which cannot be pruned: {why}."
                 )
             pruned.add(root)
+    # A stream channel that every reader prunes went at its producer (Analysis.close), unless the
+    # producer's floors kept it: the plan says which, by the producer's outputs.
+    dropped = set()
+    for name, rec in plan.layers.items():
+        node = by_name[name][1]
+        if node.role == "producer" and rec["out"] is not None:
+            kept = set(rec["out"])
+            dropped |= {g.group(c) for j, c in enumerate(g.ids[node.outputs[0]]) if j not in kept}
+    pruned |= {r for r, readers in analysis.streams.items() if r in dropped and readers <= pruned}
     widths = analysis.layer_widths(pruned, ordered=False)  # the order is the analysis's to choose
     for name, rec in plan.layers.items():
         index, node = by_name[name]

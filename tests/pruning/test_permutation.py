@@ -109,10 +109,11 @@ def test_sliceable_keeps_a_selection_only_where_the_measured_cost_model_says_it_
 
     # Two readers of one stream drop the same 16 of its 32 channels (one run each). Before a wide
     # 3x3 convolution that saves ~9.4M multiply-accumulates, far more than one slice costs on
-    # LiteRT; before a 1x1 convolution to 2 channels, 8K, less than the slice.
+    # LiteRT; before a 1x1 convolution to 2 channels, 8K, less than the slice. The output reads the
+    # stream too, so it stays whole (channels that every reader prunes would go at the stem).
     x = inp = keras.Input((16, 16, 3))
     stream = L.Conv2D(32, 3, padding="same", name="stem")(x)
-    heads = []
+    heads = [L.GlobalAveragePooling2D(name="stem_gap")(stream)]
     for name, filters, kernel in (("wide", 256, 3), ("thin", 2, 1)):
         y = L.ReLU(name=f"{name}_relu")(L.BatchNormalization(name=f"{name}_bn")(stream))
         heads.append(L.GlobalAveragePooling2D(name=f"{name}_gap")(L.Conv2D(filters, kernel, padding="same", name=name)(y)))

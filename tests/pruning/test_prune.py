@@ -110,6 +110,53 @@ def test_preactivation_stream_stays_whole_and_uses_channel_selection():
         assert slim.get_layer(layer_name).filters == model.get_layer(layer_name).filters
 
 
+def _zero_factors(model, positions):
+    """Zeroes gamma and beta of the named BNs at the given channel positions."""
+    for name, where in positions.items():
+        bn = model.get_layer(name)
+        gamma, beta, mean, var = bn.get_weights()
+        gamma[list(where)], beta[list(where)] = 0.0, 0.0
+        bn.set_weights([gamma, beta, mean, var])
+
+
+def test_a_dense_stream_channel_that_every_reader_prunes_is_not_computed():
+    # d0l1_conv's 6 channels sit at 18-23 of the stream that d0l2_bn and trans_bn read (after the stem's 12
+    # and d0l0's 6). Its channel 2 (stream position 20), zeroed in both readers, goes at d0l1_conv; its
+    # channel 4 (22), zeroed in d0l2_bn only, is still computed for trans_bn and selected away by d0l2_bn.
+    model = sparsify(archs.densenet(), frac=0.0)  # random BN statistics, no zero factor
+    _zero_factors(model, {"d0l2_bn": [20, 22], "trans_bn": [20]})
+    plan = kslim.plan(model, threshold=1e-6)
+    assert sorted(plan.layers["d0l1_conv"]["out"]) == [0, 1, 3, 4, 5]  # in the stream's new order
+    assert plan.layers["d0l2_bn"]["zeroed"] == [20, 22] and len(plan.layers["d0l2_bn"]["select"]) == 22
+    assert plan.layers["trans_bn"]["select"] is None  # it reads every channel the stream still carries
+    slim = kslim.prune(model, plan=plan)
+    assert slim.get_layer("d0l1_conv").filters == 5 and slim.get_layer("trans_conv").filters == 30
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+    assert kslim.profile(slim).flops == plan.flops[1]
+    again = kslim.prune(model, plan=kslim.Plan.from_json(plan.to_json()))
+    np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=0, atol=0)
+
+
+def test_a_residual_stream_narrows_where_every_reader_prunes_unless_a_layer_reads_it_directly():
+    # Same-width BNs share their zero pattern: the second stage's stream, read only by s1b1_bn1 and
+    # final_bn, loses the channels both prune at every producer of the sum (s1b0_down, the conv3s) and
+    # needs no selection; the first stage's, which the projection s1b0_down reads without a BN, stays whole.
+    model = sparsify(archs.preact_resnet(), shared=1.0)
+    dead = int(np.sum(keras.ops.convert_to_numpy(model.get_layer("final_bn").gamma) == 0))
+    assert 0 < dead < 64
+    plan = kslim.plan(model, threshold=1e-6)
+    slim = kslim.prune(model, plan=plan)
+    for name in ("s1b0_down", "s1b0_conv3", "s1b1_conv3"):
+        assert slim.get_layer(name).filters == 64 - dead, name
+    for name in ("stem", "s0b0_down", "s0b0_conv3", "s0b1_conv3"):
+        assert slim.get_layer(name).filters == model.get_layer(name).filters, name
+    selects = {layer.name for layer in slim.layers if isinstance(layer, kslim.layers.ChannelSelect)}
+    assert selects == {"s0b0_bn1_select", "s0b1_bn1_select", "s1b0_bn1_select"}, selects
+    x = _inputs(model)
+    assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
+
+
 def test_ratio_prunes_that_share_of_channels_by_one_global_threshold():
     model = archs.vgg()
     rng = np.random.default_rng(0)
