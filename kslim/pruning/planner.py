@@ -305,8 +305,9 @@ def decide(analysis, budget):
     chosen = set(pruned)
     floored = analysis.apply_floors(analysis.close(pruned), **floors)
     pruned = keep_unsliceable(analysis, floored, streams, budget.quantize, budget.round_inputs_to) if streams else floored
-    result = make_plan(model, analysis, pruned, {kind: value}, t, restored=chosen - floored, floors=floors,
-                        unsliced=floored - pruned)
+    # restored: what the floors gave back, stream channels that every reader prunes included
+    result = make_plan(model, analysis, pruned, {kind: value}, t, restored=analysis.close(chosen) - floored,
+                       floors=floors, unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
 
@@ -557,11 +558,11 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
     kept_reasons = {}
     for root, reason in analysis.blocked.items():
         kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
-    if restored:
+    if any(analysis.size.get(r) for r in restored):  # a stream channel alone holds no factor to count
         active = [f"{k}={v}" for k, v in (floors or {}).items() if k != "round_narrow" and v not in (None, 1)]
         reason = "below the threshold, kept by the per-layer floors" + (
             f" ({', '.join(active)})" if active else " (min_channels=1)")
-        kept_reasons[reason] = sum(analysis.size[r] for r in restored)
+        kept_reasons[reason] = sum(analysis.size.get(r, 0) for r in restored)
     if unsliced:
         reason = ("below the threshold, kept by selections='sliceable': a stream selection that does not pay "
                   "on LiteRT (run over the whole stream anyway: its slices, or one slice over its span, "
@@ -606,7 +607,7 @@ def _kept_reason(analysis, node):
         if root in analysis.blocked:
             return "kept: " + analysis.blocked[root]
     if any(g.group(c) in analysis.streams for c in g.ids[node.outputs[0]]):
-        return "kept: a reader of the stream keeps each of its channels"
+        return "kept: its channels go on in a shared stream, and one goes only where every reader prunes it"
     if not any(g.group(c) in analysis.score for c in g.ids[node.outputs[0]]):
         return "kept: no scaling factor scores it"
     return "kept: all channels above the threshold"
