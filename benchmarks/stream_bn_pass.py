@@ -49,6 +49,7 @@ import _common  # noqa: E402
 import deploy  # noqa: E402
 from kslim.deploy.convert import _tflite_bytes  # noqa: E402
 from kslim.deploy.depthwise_bn import batch_norms_as_depthwise  # noqa: E402
+from kslim.deploy.ops import list_ops  # noqa: E402
 
 # DenseNet121 (96x96 input) stream shapes: a reader late in dense blocks 1, 2 and 3, and in block 4.
 SHAPES = [(24, 24, 224), (12, 12, 480), (6, 6, 992), (3, 3, 992)]
@@ -78,23 +79,15 @@ def reader(form, shape, seed=0):
     return batch_norms_as_depthwise(model) if form == "depthwise" else model
 
 
-def ops(path):
-    """The file's operators after XNNPACK took what it runs (a check that each form is what it says)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path, num_threads=1)
-    interpreter.allocate_tensors()
-    return [op["op_name"] for op in interpreter._get_ops_details()]
-
-
 def run_shape(shape, quantize, runs, block, workdir):
     x = np.random.default_rng(1).standard_normal((100,) + shape).astype("float32")
     configs, files = {}, {}
     for form in ("conv_only", *FORMS):
         path = os.path.join(workdir, f"{form}.tflite")
+        content = _tflite_bytes(reader(None if form == "conv_only" else form, shape), quantize, x)
         with open(path, "wb") as f:
-            f.write(_tflite_bytes(reader(None if form == "conv_only" else form, shape), quantize, x))
-        configs[form], files[form] = (path, 1, True), ops(path)
+            f.write(content)
+        configs[form], files[form] = (path, 1, True), list_ops(content)  # each form is what it says
     rounds = deploy.interleaved_latency(configs, runs, block)
     us = {form: float(np.median(np.concatenate(r))) * 1e3 for form, r in rounds.items()}
     values = int(np.prod(shape))

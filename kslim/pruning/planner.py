@@ -302,12 +302,11 @@ def decide(analysis, budget):
         pruned, t = _latency_search(analysis, scores, budget, streams)
     else:
         pruned, t = _search(analysis, scores, budget, streams)
-    chosen = set(pruned)
-    floored = analysis.apply_floors(analysis.close(pruned), **floors)
+    closed = analysis.close(pruned)  # with the stream channels that every reader prunes
+    floored = analysis.apply_floors(closed, **floors)
     pruned = keep_unsliceable(analysis, floored, streams, budget.quantize, budget.round_inputs_to) if streams else floored
-    # restored: what the floors gave back, stream channels that every reader prunes included
-    result = make_plan(model, analysis, pruned, {kind: value}, t, restored=analysis.close(chosen) - floored,
-                       floors=floors, unsliced=floored - pruned)
+    result = make_plan(model, analysis, pruned, {kind: value}, t, restored=closed - floored, floors=floors,
+                       unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
     return result, pruned
 
