@@ -21,9 +21,9 @@ CIFAR-10 in ../shared/data), each from the same seed; test accuracy on the
 network's LiteRT speed to the deploy benchmark (fine-tuning changes no width).
 
 Each row is written to results/litert_finetune.json as it finishes and is
-skipped when the script runs again (on this project's 2-core machine a
-ResNet-20 row took 22-25 minutes, 6 epochs of ~4 minutes, a DenseNet-16 row
-16-18, 5 epochs of ~3.4 minutes); run
+skipped when the script runs again (on this project's 2-core machines a
+ResNet-20 row took 14-25 minutes, 6 epochs of 2.3 to 4 minutes, a DenseNet-16
+row 14-18, 5 epochs of 2.5 to 3.4 minutes); run
 it nice'd in the background, and commit the results file as rows finish:
 
     nice python benchmarks/litert_finetune.py [--models preresnet20,densenet16] [--plans pruned,matched,tiled]
