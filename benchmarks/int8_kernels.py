@@ -132,8 +132,9 @@ def run_model(name, invokes, repeats, workdir):
     record = {"flops_target": target, "channels_pruned": plan.factors[1], "variants": {}}
     paths = {}
     slim = kslim.prune(model, plan=plan)
-    record["stem_flops"] = [int(kslim.profile(stem(m)).flops) for m in (model, slim)]  # the plan's stem: the same
-    for tag, m in (("baseline int8", model), ("matched int8", slim), ("stem int8", stem(model))):
+    stems = [stem(m) for m in (model, slim)]
+    record["stem_flops"] = [int(kslim.profile(m).flops) for m in stems]  # the plan's stem: the same
+    for tag, m in (("baseline int8", model), ("matched int8", slim), ("stem int8", stems[0])):
         paths[tag] = os.path.join(workdir, f"{name}_{tag.replace(' ', '_')}.tflite")
         report = kslim.export(m, paths[tag], quantize="int8", representative_data=calibration, atol=float("inf"))
         counted = kslim.profile(m)
@@ -166,41 +167,39 @@ def table(results):
                      f"{pruned['flops'] / base['flops']:.2f} (FLOPs)"])
         if "stem int8" in record["variants"]:
             s = record["variants"]["stem int8"]
-            rows.append([name, f"the stem alone ({s['flops'] / base['flops']:.1%} of the FLOPs)",
-                         str(sum(s["samples"].values())), f"{sum(s['samples'].values()) / total:.0%}", "-", "-", "-"])
+            n = sum(s["samples"].values())
+            rows.append([name, f"the stem alone ({s['flops'] / base['flops']:.1%} of the FLOPs)", str(n),
+                         f"{n / total:.0%}", "-", "-", "-"])
     return deploy._md_table(rows)
 
 
+def _bound(base, pruned, fixed=None):
+    """The time ratio had every convolution kind's samples fallen by its MACs ratio and the rest stayed as measured
+    in the pruned file, and that speed-up as a fraction of the FLOPs reduction; with `fixed` (the stem's variant),
+    its samples and MACs are kept out of that scaling: they stay as they are."""
+    samples = 0.0
+    for k, _ in KINDS:
+        s_fixed = fixed["samples"][k] if fixed else 0
+        m_fixed = fixed["macs"].get(k, 0) if fixed else 0
+        if base["macs"].get(k) and base["macs"][k] > m_fixed:
+            scale = (pruned["macs"][k] - m_fixed) / (base["macs"][k] - m_fixed)
+            samples += s_fixed + (base["samples"][k] - s_fixed) * scale
+        else:
+            samples += pruned["samples"][k]
+    ratio = samples / sum(base["samples"].values())
+    return {"time_ratio": ratio, "of_flops_reduction": pruned["flops"] / base["flops"] / ratio}
+
+
 def bounds(results):
-    """Per model, the time ratio had every convolution kind's samples fallen by its MACs ratio and the rest stayed
-    as measured in the pruned file, and what that speed-up would be as a fraction of the FLOPs reduction; where
-    the stem was sampled (`stem int8`), also with the stem's samples and MACs kept out of that scaling (no plan
-    narrows it: it stays as it is)."""
+    """Per model, `_bound` of the plan; where the stem was sampled (`stem int8`) and the plan left it as it was,
+    also with the stem kept out of the scaling (`stem_fixed`: no plan narrows it)."""
     out = {}
     for name, record in results.items():
         base, pruned = record["variants"]["baseline int8"], record["variants"]["matched int8"]
+        out[name] = _bound(base, pruned)
         stem_v = record["variants"].get("stem int8")
-        if stem_v is not None and len(set(record["stem_flops"])) > 1:  # the plan narrowed the stem
-            stem_v = None
-        total = sum(base["samples"].values())
-        for key, fixed in (("all", None), ("stem_fixed", stem_v)):
-            if key == "stem_fixed" and fixed is None:
-                continue
-            samples = 0.0
-            for k, _ in KINDS:
-                s_fixed = fixed["samples"][k] if fixed else 0
-                m_fixed = fixed["macs"].get(k, 0) if fixed else 0
-                if base["macs"].get(k) and base["macs"][k] > m_fixed:
-                    scale = (pruned["macs"][k] - m_fixed) / (base["macs"][k] - m_fixed)
-                    samples += s_fixed + (base["samples"][k] - s_fixed) * scale
-                else:
-                    samples += pruned["samples"][k]
-            ratio = samples / total
-            entry = {"time_ratio": ratio, "of_flops_reduction": pruned["flops"] / base["flops"] / ratio}
-            if key == "all":
-                out[name] = entry
-            else:
-                out[name]["stem_fixed"] = entry
+        if stem_v is not None and len(set(record["stem_flops"])) == 1:  # the plan did not narrow the stem
+            out[name]["stem_fixed"] = _bound(base, pruned, stem_v)
     return out
 
 
