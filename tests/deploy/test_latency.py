@@ -19,7 +19,12 @@ from kslim.pruning.budget import SLICE_RUNS
 from kslim.testing import archs
 from kslim.testing.exactness import inputs, masked_output, rel_err, sparsify
 
-TOLERANCE = 0.1  # the measured fraction lands in [target - 0.1, target + 0.05]
+# The plan's own measurement is at most the target, and fresh meters put it within 0.15 of the target. This small
+# model's latency falls in steps of about 0.06 of its own (round_to's tiles; 0.57-0.59 then 0.63-0.64 around a
+# target of 0.6), and on this project's shared machines fresh meters of such a sub-millisecond file have read 0.651
+# (one meter, in CI) and 0.46-0.49 (three meters) for plans the bisection had measured at most 0.6 (2026-12-06),
+# so the check takes the median of three fresh meters.
+TOLERANCE = 0.15
 
 
 @pytest.fixture
@@ -44,10 +49,12 @@ def test_a_latency_budgeted_plan_lands_near_its_target_and_a_second_plan_is_cach
     x = inputs(model, n=2)
     assert rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
 
-    latency._MEMORY_CACHE.clear()  # measured again, from scratch, by another meter
-    monkeypatch.setenv("KSLIM_CACHE_DIR", str(cache.parent.parent / "fresh"))
-    measured = latency.LatencyMeter(model).fraction(plan, lambda: slim)
-    assert target - TOLERANCE <= measured <= target + 0.05, measured
+    fresh = []
+    for k in range(3):  # measured again, from scratch, by other meters
+        latency._MEMORY_CACHE.clear()
+        monkeypatch.setenv("KSLIM_CACHE_DIR", str(cache.parent.parent / f"fresh{k}"))
+        fresh.append(latency.LatencyMeter(model).fraction(plan, lambda: slim))
+    assert abs(float(np.median(fresh)) - target) <= TOLERANCE, fresh
 
     monkeypatch.setenv("KSLIM_CACHE_DIR", str(cache.parent))
     latency._MEMORY_CACHE.clear()
@@ -58,6 +65,7 @@ def test_a_latency_budgeted_plan_lands_near_its_target_and_a_second_plan_is_cach
     monkeypatch.setattr(latency.LatencyMeter, "_time", no_timing)
     again = kslim.plan(model, latency_target=target)  # read back from the JSON file
     assert again.layers == plan.layers
+    assert latency.LatencyMeter(model).fraction(plan, lambda: slim) <= target  # the bisection's own measurement
 
 
 def test_the_channel_tile_is_measured_once_per_cpu_and_cached(cache, monkeypatch):
