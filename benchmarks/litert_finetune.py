@@ -28,6 +28,11 @@ it nice'd in the background, and commit the results file as rows finish:
 
     nice python benchmarks/litert_finetune.py [--models preresnet20,densenet16] [--plans pruned,matched,tiled]
         [--epochs N] [--limit N]
+    nice python benchmarks/litert_finetune.py --models densenet16 --plans layers
+
+`layers` removes whole growth layers (the zoo's `block*_layer*_conv`) instead of channels, as many as remove the
+paper's plan's FLOPs (`without_layers`): what the int8 DenseNets' time follows (results/depth_vs_width.md), and
+what it costs in accuracy. kslim does not plan it; the script makes it from kslim's parts.
 
 `--limit N` fine-tunes on the first N training images (a smoke test; its
 rows are not written to the results file).
@@ -51,6 +56,7 @@ CACHE = ROOT / "benchmarks" / ".cache" / "cifar10" / "cpu"
 MODELS = {"preresnet20": ("preresnet20-l1-s1", 6), "densenet16": ("densenet16-l1-s1", 5)}  # job, epochs
 RATIO = 0.4
 PLANS = ("pruned", "matched", "tiled")
+EXTRA_PLANS = ("layers",)  # run only when asked for (--plans layers): DenseNet-16 only
 SEED = 1
 RESULTS = _common.RESULTS / "litert_finetune.json"
 
@@ -62,6 +68,47 @@ def plans(model):
     base, paper = kslim.plan(model, ratio=RATIO).flops  # the plan's FLOPs are the pruned model's
     return {"pruned": dict(ratio=RATIO), "tiled": dict(ratio=RATIO, runtime="litert"),
             "matched": dict(flops_target=paper / base, runtime="litert")}
+
+
+def without_layers(sparse):
+    """`(model, removed)`: a copy of `sparse` with every reader's scaling factor of the channels of whole growth
+    layers set to zero (the layers `removed`), so that `kslim.prune(threshold=...)` removes those channels from
+    the dense stream: the fewest growth layers, smallest mean |factor| over their channels' readers first, that
+    remove at least the FLOPs the paper's plan removes. A growth layer is a convolution whose every output channel
+    goes on in the dense stream read only through its readers' BNs (`Analysis.streams`); the analysis holds each
+    at one channel (`min_channels`), which no reader reads."""
+    import keras
+    import numpy as np
+
+    import kslim
+    from kslim.pruning import nesting
+    from kslim.pruning.analysis import Analysis
+
+    analysis = Analysis(nesting.flatten(sparse))
+    g = analysis.graph
+    readers = {}
+    for node in g.nodes:
+        groups = [g.group(c) for c in g.ids[node.outputs[0]]] if node.role == "producer" else []
+        if groups and "_layer" in node.op.name and all(r in analysis.streams for r in groups):
+            readers[node.op.name] = set().union(*(analysis.streams[r] for r in groups))
+    if not readers:
+        raise ValueError(f"'{sparse.name}' has no growth layers to remove (the `layers` plan is for DenseNets).")
+    score = {name: float(np.mean([analysis.score[r] for r in rs])) for name, rs in readers.items()}
+    base, goal = kslim.plan(sparse, ratio=RATIO).flops
+    model = keras.models.clone_model(sparse)
+    for k in range(1, len(readers) + 1):
+        removed = sorted(readers, key=score.get)[:k]
+        zero = set().union(*(readers[n] for n in removed))
+        model.set_weights(sparse.get_weights())
+        for node in g.nodes:
+            if node.role == "scale":
+                layer = model.get_layer(node.op.name)
+                gamma = keras.ops.convert_to_numpy(layer.gamma).copy()
+                gamma[[j for j, c in enumerate(g.ids[node.outputs[0]]) if g.group(c) in zero]] = 0.0
+                layer.gamma.assign(gamma)
+        if kslim.plan(model, threshold=1e-12).flops[1] <= goal:
+            return model, removed
+    raise ValueError(f"Removing every growth layer of '{sparse.name}' keeps more FLOPs than the paper's plan.")
 
 
 def run_row(name, plan_name, args):
@@ -76,9 +123,15 @@ def run_row(name, plan_name, args):
     tf.config.experimental.enable_op_determinism()
     sparse = keras.saving.load_model(str(CACHE / job / "pass1" / "sparse.keras"), compile=False)
     kslim.detach(sparse)
-    kwargs = plans(sparse)[plan_name]
-    plan = kslim.plan(sparse, **kwargs)
-    model = kslim.prune(sparse, plan=plan)
+    if plan_name == "layers":
+        zeroed, removed = without_layers(sparse)
+        kwargs = {"threshold": 1e-12, "removed_layers": removed}  # after zeroing their readers' factors
+        plan = kslim.plan(zeroed, threshold=1e-12)
+        model = kslim.prune(zeroed, plan=plan)
+    else:
+        kwargs = plans(sparse)[plan_name]
+        plan = kslim.plan(sparse, **kwargs)
+        model = kslim.prune(sparse, plan=plan)
     train = kslim.data.load(str(DATA), "train", batch_size=64, seed=SEED, limit=args.limit)
     test = kslim.data.load(str(DATA), "test", batch_size=500)
     recipe = kslim.recipe.paper("cifar10").replace(epochs=epochs)
@@ -109,17 +162,21 @@ def markdown(data):
         "",
         f"Measured {data['machine']['date']} on {data['machine']['cpu_model']}, {data['machine']['cpu_count']} "
         f"cores, TensorFlow {data['machine']['tensorflow']}, Keras {data['machine']['keras']}. The CIFAR-10 "
-        "reproduction's sparsity-trained models (L1, seed 1), pruned three ways and fine-tuned with its recipe "
+        "reproduction's sparsity-trained models (L1, seed 1), pruned by each plan and fine-tuned with its recipe "
         "(the paper's schedule shortened to the epochs given, batch 64, seed 1, the JPEG copy of CIFAR-10); "
         "test accuracy on the 10,000 test images. `pruned`: `ratio=0.4` (the paper's plan); `matched`: "
         "`flops_target=f, runtime=\"litert\"`, f the FLOPs fraction `pruned` keeps; `tiled`: `ratio=0.4, "
-        "runtime=\"litert\"`. Their LiteRT speed-ups are the `_trained` rows of results/deploy.md.",
+        "runtime=\"litert\"`; `layers` (DenseNet-16): whole growth layers removed instead of channels, every "
+        "reader's factor of their channels zeroed and `kslim.prune(threshold=1e-12)` (the fewest layers, smallest "
+        "mean reader |factor| first, that remove the paper's plan's FLOPs; each kept at the one channel "
+        "`min_channels` holds, which no reader reads: FLOPs counted with it). Their LiteRT speed-ups are the "
+        "`_trained` rows of results/deploy.md (`layers`: none; see results/depth_vs_width.md).",
         "",
         "| model | plan | channels pruned | FLOPs red. | params | unpruned | pruned | fine-tuned (epochs) | "
         "fine-tune time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(data["rows"], key=lambda r: (list(MODELS).index(r["model"]), PLANS.index(r["plan"]))):
+    for r in sorted(data["rows"], key=lambda r: (list(MODELS).index(r["model"]), (PLANS + EXTRA_PLANS).index(r["plan"]))):
         lines.append(
             f"| {r['model']} | {r['plan']} | {r['channels_pruned']} of {r['channels']} | {r['flops_reduction']:.2f}x "
             f"| {r['params']:,} | {100 * r['unpruned_test_accuracy']:.2f}% | {100 * r['pruned_test_accuracy']:.2f}% "
@@ -145,8 +202,8 @@ def main():
         sparse = CACHE / MODELS[name][0] / "pass1" / "sparse.keras"
         if not sparse.exists():
             parser.error(f"{sparse} is missing: run `python benchmarks/cifar10_paper.py --cache {MODELS[name][0]}`")
-    if any(p not in PLANS for p in plan_names):
-        parser.error(f"--plans: choose from {list(PLANS)}")
+    if any(p not in PLANS + EXTRA_PLANS for p in plan_names):
+        parser.error(f"--plans: choose from {list(PLANS + EXTRA_PLANS)}")
     record = args.limit is None and args.epochs is None
     data = json.loads(RESULTS.read_text()) if record and RESULTS.exists() else {"rows": []}
     for name in names:  # the faster model's rows first
