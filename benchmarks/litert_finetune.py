@@ -94,7 +94,7 @@ def without_layers(sparse):
     if not readers:
         raise ValueError(f"'{sparse.name}' has no growth layers to remove (the `layers` plan is for DenseNets).")
     score = {name: float(np.mean([analysis.score[r] for r in rs])) for name, rs in readers.items()}
-    base, goal = kslim.plan(sparse, ratio=RATIO).flops
+    goal = kslim.plan(sparse, ratio=RATIO).flops[1]  # the paper's plan's FLOPs
     model = keras.models.clone_model(sparse)
     for k in range(1, len(readers) + 1):
         removed = sorted(readers, key=score.get)[:k]
@@ -176,7 +176,8 @@ def markdown(data):
         "fine-tune time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(data["rows"], key=lambda r: (list(MODELS).index(r["model"]), (PLANS + EXTRA_PLANS).index(r["plan"]))):
+    order = PLANS + EXTRA_PLANS
+    for r in sorted(data["rows"], key=lambda r: (list(MODELS).index(r["model"]), order.index(r["plan"]))):
         lines.append(
             f"| {r['model']} | {r['plan']} | {r['channels_pruned']} of {r['channels']} | {r['flops_reduction']:.2f}x "
             f"| {r['params']:,} | {100 * r['unpruned_test_accuracy']:.2f}% | {100 * r['pruned_test_accuracy']:.2f}% "
