@@ -302,6 +302,21 @@ def architecture(name):
     return kslim.models.get(name)
 
 
+def calibration(model, count=200):
+    """The `count` standard-normal inputs (seed 2) that the benchmarks calibrate int8 files of `model` on: latency
+    only, no accuracy."""
+    return np.random.default_rng(2).standard_normal((count,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+
+
+def synthetic(name):
+    """`(model, target)`: the untrained model `name` with the gamma rule's factors (seed 0), as its rows here have
+    them, and the FLOPs fraction the paper's plan keeps, which `matched` asks for."""
+    model = architecture(name)
+    set_gammas(model, RATIOS[name], seed=0, **RULES[name])
+    paper = kslim.plan(model, ratio=RATIOS[name])
+    return model, paper.flops[1] / paper.flops[0]
+
+
 def run_model(name, args, workdir):
     print(f"\n== {name} (ratio {RATIOS[name]}) ==", flush=True)
     record = {"model": name, "ratio": RATIOS[name], "timings_s": {}}
@@ -372,7 +387,7 @@ def run_model(name, args, workdir):
         variants["matched" + (" int8" if quantize else "")] = (kslim.prune(model, plan=p), quantize)
         record["matched_channels_pruned"][quantize or "float32"] = p.factors[1]
     test = _cifar10_test() if name in TRAINED else None
-    calibration = np.random.default_rng(2).standard_normal((200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    inputs = calibration(model)
     record["variants"] = {}
     for tag, (m, quantize) in variants.items():
         profile = kslim.profile(m)
@@ -380,7 +395,7 @@ def run_model(name, args, workdir):
         start = time.perf_counter()
         # int8 is timed, not scored: untrained networks with synthetic gammas have outputs near 1e-14,
         # which int8 cannot represent, so its parity check gets no bound.
-        report = kslim.export(m, path, quantize=quantize, representative_data=calibration if quantize else None,
+        report = kslim.export(m, path, quantize=quantize, representative_data=inputs if quantize else None,
                               atol=float("inf") if quantize else None)
         export_s = time.perf_counter() - start
         measured = kslim.measure(path, threads=(1, 2), runs=30, warmup=5, memory=True)
@@ -408,7 +423,7 @@ def run_model(name, args, workdir):
         for quantize in (None, "int8"):
             plain[quantize] = os.path.join(workdir, f"{name}_plain_{quantize or 'float32'}.tflite")
             with open(plain[quantize], "wb") as f:
-                f.write(_tflite_bytes(model, quantize, calibration if quantize else None))
+                f.write(_tflite_bytes(model, quantize, inputs if quantize else None))
         record["plain_conversion"] = {
             "batch_norms": len(unfolded_batch_norms(model)),
             "average_pools": len(replaceable_pools(model))}

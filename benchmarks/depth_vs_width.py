@@ -43,7 +43,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import _common  # noqa: E402
 import deploy  # noqa: E402
-import numpy as np  # noqa: E402
 
 import kslim  # noqa: E402
 
@@ -65,37 +64,37 @@ def fewer_layers(name, blocks):
 
 
 def run_model(name, runs, workdir):
-    model = deploy.architecture(name)
-    deploy.set_gammas(model, deploy.RATIOS[name], seed=0, **deploy.RULES[name])
-    paper = kslim.plan(model, ratio=deploy.RATIOS[name])
-    target = paper.flops[1] / paper.flops[0]
-    models = {"baseline": (model, "-")}
-    for quantize in (None, "int8"):
+    model, target = deploy.synthetic(name)
+    both = ("float32", "int8")
+
+    def matched(quantize):  # a width plan, timed in the precision it was planned for, as in deploy.py
         plan = kslim.plan(model, flops_target=target, runtime="litert", quantize=quantize)
-        models["matched" + (" int8" if quantize else "")] = (kslim.prune(model, plan=plan), "width")
+        return kslim.prune(model, plan=plan), "width", (quantize or "float32",)
+
+    # tag: (model, what it removes, the precisions it is timed in); rows in this order
+    models = {"baseline": (model, "-", both), "matched": matched(None)}
     for blocks in FEWER[name]:
         fewer = fewer_layers(name, blocks)
         deploy.set_gammas(fewer, deploy.RATIOS[name], seed=0, **deploy.RULES[name])  # weights like the baseline's
-        models["layers " + "-".join(map(str, blocks))] = (fewer, "depth")
-    calibration = np.random.default_rng(2).standard_normal(
-        (200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
-    base_flops = kslim.profile(model).flops
-    record = {"flops_target": target, "variants": {}}
-    for quantize in ("float32", "int8"):
+        models["layers " + "-".join(map(str, blocks))] = (fewer, "depth", both)
+    models["matched int8"] = matched("int8")
+    calibration = deploy.calibration(model)
+    flops = {tag: kslim.profile(m).flops for tag, (m, _, _) in models.items()}
+    record = {"flops_target": target, "variants": {
+        tag: {"kind": how, "flops": int(flops[tag]), "flops_reduction": flops["baseline"] / flops[tag]}
+        for tag, (_, how, _) in models.items()}}
+    for quantize in both:
         paths = {}
-        for tag, (m, how) in models.items():
-            if (tag == "matched" and quantize == "int8") or (tag == "matched int8" and quantize == "float32"):
-                continue  # each width plan in the precision it was planned for, as in deploy.py
+        for tag, (m, how, precisions) in models.items():
+            if quantize not in precisions:
+                continue
             paths[tag] = os.path.join(workdir, f"{name}_{tag.replace(' ', '_')}_{quantize}.tflite")
             kslim.export(m, paths[tag], quantize=None if quantize == "float32" else quantize,
                          representative_data=calibration,  # the fewer-layer nets are timed only: any int8 parity
                          atol=float("inf") if how == "depth" else None)
         times = deploy.interleaved_latency({t: (p, 1, True) for t, p in paths.items()}, runs=runs, block=10)
         for tag in paths:
-            m, how = models[tag]
-            flops = kslim.profile(m).flops
-            v = record["variants"].setdefault(tag, {"kind": how, "flops": int(flops),
-                                                    "flops_reduction": base_flops / flops})
+            v = record["variants"][tag]
             v[quantize] = {"latency_ms": deploy._stats(times[tag])}
             if tag != "baseline":
                 v[quantize].update(deploy._speedup(times["baseline"], times[tag]))

@@ -52,7 +52,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import _common  # noqa: E402
 import deploy  # noqa: E402
-import numpy as np  # noqa: E402
 
 import kslim  # noqa: E402
 
@@ -122,13 +121,9 @@ def stem(model):
 
 
 def run_model(name, invokes, repeats, workdir):
-    model = deploy.architecture(name)
-    deploy.set_gammas(model, deploy.RATIOS[name], seed=0, **deploy.RULES[name])
-    paper = kslim.plan(model, ratio=deploy.RATIOS[name])
-    target = paper.flops[1] / paper.flops[0]
+    model, target = deploy.synthetic(name)
     plan = kslim.plan(model, flops_target=target, runtime="litert", quantize="int8")
-    calibration = np.random.default_rng(2).standard_normal(
-        (200,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    calibration = deploy.calibration(model)
     record = {"flops_target": target, "channels_pruned": plan.factors[1], "variants": {}}
     paths = {}
     slim = kslim.prune(model, plan=plan)

@@ -71,7 +71,7 @@ def plans(model):
 
 
 def without_layers(sparse):
-    """`(model, removed)`: a copy of `sparse` with every reader's scaling factor of the channels of whole growth
+    """`(model, removed, plan)`: a copy of `sparse` with every reader's scaling factor of the channels of whole growth
     layers set to zero (the layers `removed`), so that `kslim.prune(threshold=...)` removes those channels from
     the dense stream: the fewest growth layers, smallest mean |factor| over their channels' readers first, that
     remove at least the FLOPs the paper's plan removes. A growth layer is a convolution whose every output channel
@@ -95,9 +95,10 @@ def without_layers(sparse):
         raise ValueError(f"'{sparse.name}' has no growth layers to remove (the `layers` plan is for DenseNets).")
     score = {name: float(np.mean([analysis.score[r] for r in rs])) for name, rs in readers.items()}
     goal = kslim.plan(sparse, ratio=RATIO).flops[1]  # the paper's plan's FLOPs
+    order = sorted(readers, key=score.get)
     model = keras.models.clone_model(sparse)
-    for k in range(1, len(readers) + 1):
-        removed = sorted(readers, key=score.get)[:k]
+    for k in range(1, len(order) + 1):
+        removed = order[:k]
         zero = set().union(*(readers[n] for n in removed))
         model.set_weights(sparse.get_weights())
         for node in g.nodes:
@@ -106,8 +107,9 @@ def without_layers(sparse):
                 gamma = keras.ops.convert_to_numpy(layer.gamma).copy()
                 gamma[[j for j, c in enumerate(g.ids[node.outputs[0]]) if g.group(c) in zero]] = 0.0
                 layer.gamma.assign(gamma)
-        if kslim.plan(model, threshold=1e-12).flops[1] <= goal:
-            return model, removed
+        plan = kslim.plan(model, threshold=1e-12)
+        if plan.flops[1] <= goal:
+            return model, removed, plan
     raise ValueError(f"Removing every growth layer of '{sparse.name}' keeps more FLOPs than the paper's plan.")
 
 
@@ -124,9 +126,8 @@ def run_row(name, plan_name, args):
     sparse = keras.saving.load_model(str(CACHE / job / "pass1" / "sparse.keras"), compile=False)
     kslim.detach(sparse)
     if plan_name == "layers":
-        zeroed, removed = without_layers(sparse)
+        zeroed, removed, plan = without_layers(sparse)
         kwargs = {"threshold": 1e-12, "removed_layers": removed}  # after zeroing their readers' factors
-        plan = kslim.plan(zeroed, threshold=1e-12)
         model = kslim.prune(zeroed, plan=plan)
     else:
         kwargs = plans(sparse)[plan_name]

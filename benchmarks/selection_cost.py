@@ -114,8 +114,7 @@ def _export(model, path, quantize, **kwargs):
     """`kslim.export` to `path`; int8 calibrated on 50 standard-normal inputs, timed, not scored."""
     calibration = None
     if quantize:
-        calibration = np.random.default_rng(2).standard_normal(
-            (50,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+        calibration = deploy.calibration(model, 50)
     return kslim.export(model, path, overwrite=True, quantize=quantize, representative_data=calibration,
                         atol=float("inf") if quantize else None, **kwargs)
 
