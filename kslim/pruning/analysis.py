@@ -68,6 +68,71 @@ class Analysis:
         pruned = set(pruned)
         return pruned | {r for r, readers in self.streams.items() if readers <= pruned}
 
+    # --- whole layers --------------------------------------------------------------
+    @property
+    def removable(self):
+        """Node indices of the producers that can go whole: each writes only into concatenations
+        (a DenseNet growth layer), so once every channel it computes is pruned (`close`) the
+        concatenation can drop it instead of the layer keeping `min_channels` that no one reads."""
+        if not hasattr(self, "_removable"):
+            g, outputs = self.graph, set(self.graph.output_keys)
+            self._removable = frozenset(
+                i for i, n in enumerate(g.nodes)
+                if n.role == "producer" and n.outputs[0] not in outputs and g.consumers[n.outputs[0]]
+                and all(isinstance(g.nodes[j].op, keras.layers.Concatenate) for j in g.consumers[n.outputs[0]])
+            )
+        return self._removable
+
+    def dead_nodes(self, pruned):
+        """The node indices a model pruned by `pruned` leaves out: each removable producer (`removable`)
+        whose every output channel is pruned, and every layer whose outputs only they read. Empty
+        unless a plan let such a producer lose all its channels (`apply_floors(remove_layers=True)`).
+        A concatenation keeps at least its first input."""
+        g = self.graph
+        removed = {i for i in self.removable if all(g.group(c) in pruned for c in g.ids[g.nodes[i].outputs[0]])}
+        if not removed:
+            return frozenset()
+        for j in {j for i in removed for j in g.consumers[g.nodes[i].outputs[0]]}:
+            sources = [self._producer_of(k) for k in g.nodes[j].inputs]
+            if all(s in removed for s in sources):
+                removed.discard(sources[0])
+        dead, outputs = set(removed), set(g.output_keys)
+        for i in range(len(g.nodes) - 1, -1, -1):
+            node = g.nodes[i]
+            if i in dead or node.role == "input" or outputs.intersection(node.outputs):
+                continue
+            readers = [j for k in node.outputs for j in g.consumers[k]]
+            if readers and all(j in dead for j in readers):
+                dead.add(i)
+        return frozenset(dead)
+
+    def _producer_of(self, key):
+        if not hasattr(self, "_made_by"):
+            self._made_by = {k: i for i, n in enumerate(self.graph.nodes) for k in n.outputs}
+        return self._made_by.get(key)
+
+    def bury(self, pruned):
+        """`pruned` with every group that only the layers it leaves out (`dead_nodes`) carry: their
+        channels go with them (counted as pruned, their factors zeroed in the masked model)."""
+        dead = self.dead_nodes(pruned)
+        if not dead:
+            return set(pruned)
+        g = self.graph
+        if not hasattr(self, "_carriers"):  # group root -> the nodes whose outputs carry it
+            self._carriers = {}
+            for i, n in enumerate(g.nodes):
+                for key in n.outputs:
+                    for c in g.ids[key]:
+                        self._carriers.setdefault(g.group(c), set()).add(i)
+        out = set(pruned)
+        for i in dead:
+            for key in g.nodes[i].outputs:
+                for c in g.ids[key]:
+                    root = g.group(c)
+                    if root not in out and root not in self.blocked and self._carriers[root] <= dead:
+                        out.add(root)
+        return out
+
     def group_score(self, root):
         """A group's score: its largest |scaling factor|, or for a stream channel its readers' largest."""
         if root in self.score:
@@ -227,10 +292,11 @@ class Analysis:
         ]
 
     def apply_floors(self, pruned, min_channels=1, round_to=1, max_layer_ratio=None, round_inputs_to=1,
-                     round_narrow=False):
+                     round_narrow=False, remove_layers=False):
         """Restores pruned groups until every layer keeps its floor; returns the new set. With
         `round_narrow` (plans for LiteRT, where a convolution's outputs cost whole tiles) a layer no
-        wider than `round_to` is rounded too: it keeps all its channels."""
+        wider than `round_to` is rounded too: it keeps all its channels. With `remove_layers`, a
+        removable producer (`removable`) that loses every channel goes whole instead (`bury`)."""
         pruned = set(pruned)
         units = self.units()
         changed = True
@@ -239,6 +305,8 @@ class Analysis:
             for i, anc in units:
                 n = len(anc)
                 kept = sum(1 for a in anc if not (a & pruned))
+                if kept == 0 and remove_layers and i in self.removable:
+                    continue
                 need = min_channels
                 if max_layer_ratio is not None:
                     need = max(need, math.ceil(round((1.0 - max_layer_ratio) * n, 9)))

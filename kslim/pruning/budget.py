@@ -152,8 +152,12 @@ class Budget:
             layer no wider than `round_to` keeps all its channels (a
             convolution computes its outputs in whole tiles: 1 to 16 outputs
             of a 3x3 convolution take the same time here,
-            `benchmarks/narrow_layers.py`), so that the plan's FLOPs fall
-            only where time falls. A
+            `benchmarks/narrow_layers.py`), or goes whole: a narrow layer
+            that only writes into concatenations (a DenseNet growth layer)
+            is ranked as one unit, its readers' factors of its channels
+            (`kslim.pruning.planner.Ranked`), and when they are pruned the
+            layer is removed with the layers that only feed it, so that the
+            plan's FLOPs fall only where time falls. A
             `latency_target` plans for "litert".
 
     Raises:
@@ -241,7 +245,7 @@ class Budget:
         return dict(
             min_channels=self.min_channels, round_to=self.round_to or 1,
             round_inputs_to=self.round_inputs_to or 1, max_layer_ratio=self.max_layer_ratio,
-            round_narrow=self.runtime == "litert",
+            round_narrow=self.runtime == "litert", remove_layers=self.runtime == "litert",
         )
 
 

@@ -110,7 +110,10 @@ class Streams:
         that carry a stream whose order changes when `pruned` groups go."""
         g = self.graph
         votes = {}  # stream -> [(saving, node index, kept flags)]
+        dead = analysis.dead_nodes(pruned)  # a reader left out of the model selects nothing
         for i, key_in, key_out in self.readers:
+            if i in dead:
+                continue
             anc_in, anc_out = analysis.key_ancestors(key_in), analysis.key_ancestors(key_out)
             area = math.prod(d for d in g.shapes[key_in][1:-1] if d) or 1
             for start, s in self.segments[key_in]:

@@ -229,7 +229,9 @@ def plan(
             LiteRT with XNNPACK on this CPU: `selections="sliceable"` and the
             measured channel tiles (for `quantize`) as `round_to` and
             `round_inputs_to` by default, and layers no wider than `round_to`
-            kept whole (1 to 16 outputs of a convolution take the same time),
+            kept whole (1 to 16 outputs of a convolution take the same time)
+            or, for a layer that only writes into concatenations (a DenseNet
+            growth layer), removed whole with the layers that only feed it,
             so that FLOPs fall only where time does
             (`kslim.prune(model, ratio=0.4, runtime="litert")`). See
             `kslim.Budget`.
@@ -293,17 +295,18 @@ def decide(analysis, budget):
             round_inputs_to=budget.round_inputs_to or channel_tile(threads, quantize, inputs=True))
     kind, value, floors = budget.kind, budget.value, budget.floors
     streams = _stream_readers(analysis) if budget.selections == "sliceable" else None
+    ranked = Ranked(analysis, scores, budget)
     if kind == "ratio":
-        pruned, t = ratio_cut(scores, analysis.size, value)
+        pruned, t = ranked.cut(value)
     elif kind == "threshold":
         t = float(value)
-        pruned = {r for r, s in scores.items() if s < t}
+        pruned = ranked.below(t)
     elif kind == "latency_target":
-        pruned, t = _latency_search(analysis, scores, budget, streams)
+        pruned, t = _latency_search(analysis, ranked, budget, streams)
     else:
-        pruned, t = _search(analysis, scores, budget, streams)
+        pruned, t = _search(analysis, ranked, budget, streams)
     closed = analysis.close(pruned)  # with the stream channels that every reader prunes
-    floored = analysis.apply_floors(closed, **floors)
+    floored = analysis.bury(analysis.apply_floors(closed, **floors))  # a layer that loses every channel goes
     pruned = keep_unsliceable(analysis, floored, streams, budget.quantize, budget.round_inputs_to) if streams else floored
     result = make_plan(model, analysis, pruned, {kind: value}, t, restored=closed - floored, floors=floors,
                        unsliced=floored - pruned)
@@ -315,8 +318,54 @@ def _settle(analysis, chosen, budget, streams):
     """The groups pruned for the `chosen` ones: after the budget's per-layer floors and, with
     `selections="sliceable"` (`streams` from `_stream_readers`), without the readers whose selections
     would not be sliced."""
-    pruned = analysis.apply_floors(analysis.close(chosen), **budget.floors)
+    pruned = analysis.bury(analysis.apply_floors(analysis.close(chosen), **budget.floors))
     return keep_unsliceable(analysis, pruned, streams, budget.quantize, budget.round_inputs_to) if streams else pruned
+
+
+class Ranked:
+    """The order a budget prunes in: groups by score (`ratio_cut`), and in a plan for LiteRT
+    (`runtime="litert"`) each narrow layer that can go whole as one unit.
+
+    A convolution no wider than `round_to` takes as long for one output channel as for all (a
+    plan for LiteRT keeps it whole, `Analysis.apply_floors(round_narrow=True)`), so pruning some of
+    its channels saves nothing; removing it whole saves its time and its part of every later
+    layer's input. A removable producer (`Analysis.removable`, a DenseNet growth layer) whose
+    channels are read only through their readers' scaling factors (`Analysis.streams`) is
+    therefore ranked as one unit: every reader's factor of every channel it computes, scored by
+    their mean |factor| and counting as many factors as it holds. Pruning the unit prunes them all;
+    the channels then close (`Analysis.close`) and the layer goes with the layers that only feed it
+    (`Analysis.bury`), exact against the masked model.
+    """
+
+    def __init__(self, analysis, scores, budget):
+        g = analysis.graph
+        self.units = {}
+        if budget.runtime == "litert":
+            for i in sorted(analysis.removable):
+                roots = [g.group(c) for c in g.ids[g.nodes[i].outputs[0]]]
+                if len(roots) > (budget.round_to or 1) or not all(r in analysis.streams for r in roots):
+                    continue
+                members = frozenset().union(*(analysis.streams[r] for r in roots))
+                if members and all(m in scores for m in members):
+                    self.units[-1 - i] = members  # negative keys: never a group root
+        covered = set().union(*self.units.values()) if self.units else set()
+        self.scores = {r: s for r, s in scores.items() if r not in covered}
+        self.sizes = {r: analysis.size[r] for r in self.scores}
+        for key, members in self.units.items():
+            self.scores[key] = sum(scores[m] for m in members) / len(members)
+            self.sizes[key] = sum(analysis.size[m] for m in members)
+
+    def _groups(self, keys):
+        return set().union(*(self.units.get(k, {k}) for k in keys)) if keys else set()
+
+    def cut(self, ratio):
+        """`(pruned group roots, threshold)`: `ratio_cut` over the groups and units."""
+        keys, t = ratio_cut(self.scores, self.sizes, ratio)
+        return self._groups(keys), t
+
+    def below(self, threshold):
+        """The group roots of every group and unit scored below `threshold`."""
+        return self._groups([k for k, s in self.scores.items() if s < threshold])
 
 
 def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
@@ -341,9 +390,10 @@ def keep_unsliceable(analysis, pruned, streams, quantize=None, input_tile=1):
     while True:
         widths = analysis.layer_widths(pruned)
         costs = analysis.layer_costs(pruned)
+        dead = analysis.dead_nodes(pruned)
         restore = set()
         for i, node in enumerate(g.nodes):
-            if node.role != "scale" or i not in widths:
+            if node.role != "scale" or i not in widths or i in dead:  # a layer left out reads nothing
                 continue
             ins, out = widths[i]
             if list(out) == list(ins[0]):
@@ -418,7 +468,7 @@ def _stream_readers(analysis):
     return readers, {j: values[g.nodes[j].inputs[0]] != 0 for j in bordered}
 
 
-def _latency_search(analysis, scores, budget, streams):
+def _latency_search(analysis, ranked, budget, streams):
     """Bisects the ratio whose pruned model has the largest measured latency not above the target."""
     from kslim.deploy.latency import LatencyMeter  # deploy imports pruning
     from kslim.pruning import surgery
@@ -428,7 +478,7 @@ def _latency_search(analysis, scores, budget, streams):
     target = budget.latency_target
 
     def cost(ratio):
-        chosen, t = ratio_cut(scores, analysis.size, ratio)
+        chosen, t = ranked.cut(ratio)
         pruned = _settle(analysis, chosen, budget, streams)
         candidate = make_plan(model, analysis, pruned, {"ratio": ratio}, t)
         return meter.fraction(candidate, lambda: surgery.rebuild(model, analysis, candidate, pruned)), (chosen, t)
@@ -465,7 +515,7 @@ def _warn_degenerate(plan, min_channels):
     floored = [
         f"'{name}' {rec['channels'][0]} -> {rec['channels'][1]}"
         for name, rec in plan.layers.items()
-        if rec["channels"][1] <= min_channels < rec["channels"][0] // 4
+        if 0 < rec["channels"][1] <= min_channels < rec["channels"][0] // 4  # 0: removed whole
         and rec["out"] is not None and rec["zeroed"] is None  # the producers, not their BNs
     ]
     if floored:
@@ -477,7 +527,7 @@ def _warn_degenerate(plan, min_channels):
         )
 
 
-def _search(analysis, scores, budget, streams):
+def _search(analysis, ranked, budget, streams):
     """Bisects the ratio whose plan has the largest cost (FLOPs or parameters) not above the budget's target."""
     kind, target = budget.kind, budget.value
     which = 1 if kind == "flops_target" else 0
@@ -485,7 +535,7 @@ def _search(analysis, scores, budget, streams):
     goal = target * full if target <= 1 else target
 
     def cost(ratio):
-        pruned, t = ratio_cut(scores, analysis.size, ratio)
+        pruned, t = ranked.cut(ratio)
         return analysis.cost(_settle(analysis, pruned, budget, streams))[which], (pruned, t)
 
     if full <= goal:
@@ -503,6 +553,7 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
     widths = analysis.layer_widths(pruned)
     before, after = analysis.cost(set()), analysis.cost(pruned)
     costs_before, costs_after = analysis.layer_costs(set()), analysis.layer_costs(pruned)
+    dead = analysis.dead_nodes(pruned)
     layers = {}
     for i, node in enumerate(g.nodes):
         if i not in widths:
@@ -533,6 +584,9 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
             why = _kept_reason(analysis, node)
         if out_changed and len(out) == full_out:
             why += "; channels reordered with their stream"
+        if i in dead:
+            why = ("removed: every reader prunes every channel it adds to the concatenation" if i in analysis.removable
+                   else "removed: it only feeds layers that are removed")
         if restored and node.role in ("producer", "scale"):
             held = sum(1 for a in analysis.key_ancestors(node.outputs[0]) if a & restored)
             if held:
@@ -558,7 +612,8 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
     for root, reason in analysis.blocked.items():
         kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
     if any(analysis.size.get(r) for r in restored):  # a stream channel alone holds no factor to count
-        active = [f"{k}={v}" for k, v in (floors or {}).items() if k != "round_narrow" and v not in (None, 1)]
+        active = [f"{k}={v}" for k, v in (floors or {}).items()
+                  if k not in ("round_narrow", "remove_layers") and v not in (None, 1)]
         reason = "below the threshold, kept by the per-layer floors" + (
             f" ({', '.join(active)})" if active else " (min_channels=1)")
         kept_reasons[reason] = sum(analysis.size.get(r, 0) for r in restored)

@@ -60,6 +60,7 @@ def pruned_groups(analysis, plan):
             kept = set(rec["out"])
             dropped |= {g.group(c) for j, c in enumerate(g.ids[node.outputs[0]]) if j not in kept}
     pruned |= {r for r, readers in analysis.streams.items() if r in dropped and readers <= pruned}
+    pruned = analysis.bury(pruned)  # a layer the plan removes whole takes the layers that only feed it
     widths = analysis.layer_widths(pruned, ordered=False)  # the order is the analysis's to choose
     for name, rec in plan.layers.items():
         index, node = by_name[name]
@@ -77,7 +78,8 @@ def pruned_groups(analysis, plan):
 def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
     """Builds the pruned model. See `kslim.prune`."""
     g = analysis.graph
-    records = plan.layers
+    dead = {g.nodes[i].op.name for i in analysis.dead_nodes(pruned)}
+    records = {name: rec for name, rec in plan.layers.items() if name not in dead}
     nodes = {n.op.name: (i, n) for i, n in enumerate(g.nodes)}
     weights = {}
     for name in records:
@@ -119,7 +121,7 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
         if isinstance(model, keras.Sequential):
             new = _rebuild_from_config(model, records, edit, folded, added)
         else:
-            new = _clone(model, records, edit, folded, added)
+            new = _clone(model, records, edit, folded, added, dead)
     except Exception as e:  # the configs were edited consistently; say where it broke
         raise ValueError(f"Could not rebuild pruned model '{model.name}': {e}") from e
     kernels = {border.name: kernel for border, kernel in added.values()}
@@ -198,12 +200,14 @@ def _border_layers(model, borders, records):
     return added
 
 
-def _clone(model, records, edit, folded, added):
+def _clone(model, records, edit, folded, added, dead=()):
     """The functional model rebuilt layer by layer (`keras.models.clone_model`).
 
     Each layer is made from its own edited config; a `ChannelSelect` goes in
     front of each layer that reads part of a shared stream, and folded masks
-    are skipped. Cheaper than `Model.from_config` of the whole model config,
+    are skipped, as are the `dead` layers (`Analysis.dead_nodes`): a
+    concatenation leaves out their outputs, and one left with a single input
+    passes it on. Cheaper than `Model.from_config` of the whole model config,
     which would serialize and deserialize every layer and every connection.
     """
     taken = {layer.name for layer in model.layers}
@@ -215,6 +219,8 @@ def _clone(model, records, edit, folded, added):
     initializers = {}
 
     def clone_function(layer):
+        if layer.name in dead:  # never called
+            return layer
         config = layer.get_config()
         edit(layer.name, config)
         # Every weight is overwritten right after the rebuild, so drawing random initial values
@@ -229,6 +235,13 @@ def _clone(model, records, edit, folded, added):
         return new
 
     def call_function(layer, *args, **kwargs):
+        if layer.name in dead:
+            return _REMOVED
+        if isinstance(layer, keras.layers.Concatenate) and any(x is _REMOVED for x in args[0]):
+            kept = [x for x in args[0] if x is not _REMOVED]
+            if len(kept) == 1:
+                return kept[0]
+            args = (kept,) + args[1:]
         if layer.name in folded:
             return args[0]
         if layer.name in selects:
@@ -252,6 +265,13 @@ def _clone(model, records, edit, folded, added):
             clone_function=clone_function,
             call_function=call_function,
         )
+
+
+class _Removed:
+    """What a layer left out of the pruned model returns while it is rebuilt; no layer reads it."""
+
+
+_REMOVED = _Removed()
 
 
 def _rebuild_from_config(model, records, edit, folded, added):

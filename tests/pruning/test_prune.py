@@ -11,6 +11,7 @@ from kslim.sparsity.factors import scaling_factors
 
 from kslim.testing import archs
 from kslim.testing.exactness import inputs as _inputs
+from kslim.testing.exactness import masked_output
 from kslim.testing.exactness import rel_err as _rel_err
 from kslim.testing.exactness import sparsify
 
@@ -136,6 +137,48 @@ def test_a_dense_stream_channel_that_every_reader_prunes_is_not_computed():
     assert kslim.profile(slim).flops == plan.flops[1]
     again = kslim.prune(model, plan=kslim.Plan.from_json(plan.to_json()))
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=0, atol=0)
+
+
+def test_a_plan_for_litert_removes_a_dense_layer_that_every_reader_prunes_whole():
+    # d0l1's 6 channels (stream positions 18-23) are zeroed in both their readers. A plan for FLOPs keeps
+    # d0l1_conv at min_channels=1, a channel no one reads; a plan for LiteRT, where a layer narrower than the
+    # tile costs as much as a whole tile, removes it with the BN and ReLU that only feed it, and d0l1_cat
+    # passes its other input on. Tiles given, so nothing is timed.
+    model = sparsify(archs.densenet(), frac=0.0)
+    _zero_factors(model, {"d0l2_bn": range(18, 24), "trans_bn": range(18, 24)})
+    assert kslim.plan(model, threshold=1e-6).layers["d0l1_conv"]["channels"] == [6, 1]
+    plan = kslim.plan(model, threshold=1e-6, runtime="litert", round_to=16, round_inputs_to=1)
+    assert plan.layers["d0l1_conv"]["channels"] == [6, 0] and plan.layers["d0l1_bn"]["channels"] == [18, 0]
+    assert plan.layers["d0l1_conv"]["why"].startswith("removed: every reader prunes")
+    assert plan.layers["d0l1_bn"]["zeroed"] == list(range(18))  # the masked model zeroes what goes
+    slim = kslim.prune(model, plan=plan)
+    names = {layer.name for layer in slim.layers}
+    assert not names & {"d0l1_bn", "d0l1_relu", "d0l1_conv", "d0l1_cat"}, names
+    assert slim.get_layer("d0l2_bn").input.shape[-1] == 18 and slim.get_layer("trans_conv").filters == 30
+    x = _inputs(model)
+    assert _rel_err(masked_output(model, plan, x), slim(x, training=False)) <= 1e-5
+    assert kslim.profile(slim).flops == plan.flops[1]
+    again = kslim.prune(model, plan=kslim.Plan.from_json(plan.to_json()))
+    np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=0, atol=0)
+
+
+def test_a_plan_for_litert_removes_narrow_dense_layers_whole_on_densenet121():
+    # keras.applications DenseNet121 at the int8 tiles of an AMX CPU (64; given, so nothing is timed): every
+    # growth layer (32 channels) is narrower than a tile, so the plan keeps each whole or removes it whole,
+    # ranked by its readers' mean |factor|; a removed layer takes its bottleneck with it.
+    model = sparsify(archs.keras_densenet121(), shared=0.0)
+    plan = kslim.plan(model, flops_target=0.6, runtime="litert", round_to=64, round_inputs_to=64)
+    growth = [name for name in plan.layers if name.endswith("_2_conv")]
+    removed = [name for name in growth if plan.layers[name]["channels"][1] == 0]
+    assert removed and all(plan.layers[name]["channels"] in ([32, 32], [32, 0]) for name in growth)
+    slim = kslim.prune(model, plan=plan)
+    names = {layer.name for layer in slim.layers}
+    for name in removed:
+        block = name[: -len("_2_conv")]
+        assert not names & {f"{block}_0_bn", f"{block}_1_conv", f"{block}_1_bn", name, f"{block}_concat"}
+    assert plan.flops[1] <= 0.6 * plan.flops[0] and kslim.profile(slim).flops == plan.flops[1]
+    x = _inputs(model, n=2)
+    assert _rel_err(masked_output(model, plan, x), slim(x, training=False)) <= 1e-5
 
 
 def test_a_residual_stream_narrows_where_every_reader_prunes_unless_a_layer_reads_it_directly():
