@@ -139,7 +139,7 @@ def test_a_dense_stream_channel_that_every_reader_prunes_is_not_computed():
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=0, atol=0)
 
 
-def test_a_plan_for_litert_removes_a_dense_layer_that_every_reader_prunes_whole():
+def test_a_plan_for_litert_removes_a_dense_layer_that_every_reader_prunes_whole(tmp_path):
     # d0l1's 6 channels (stream positions 18-23) are zeroed in both their readers. A plan for FLOPs keeps
     # d0l1_conv at min_channels=1, a channel no one reads; a plan for LiteRT, where a layer narrower than the
     # tile costs as much as a whole tile, removes it with the BN and ReLU that only feed it, and d0l1_cat
@@ -160,6 +160,8 @@ def test_a_plan_for_litert_removes_a_dense_layer_that_every_reader_prunes_whole(
     assert kslim.profile(slim).flops == plan.flops[1]
     again = kslim.prune(model, plan=kslim.Plan.from_json(plan.to_json()))
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=0, atol=0)
+    report = kslim.export(slim, tmp_path / "slim.tflite")  # checks parity itself
+    assert "GATHER" not in report.ops and not report.flops_added
 
 
 def test_a_plan_for_litert_removes_narrow_dense_layers_whole_on_densenet121():
