@@ -302,10 +302,11 @@ class Analysis:
         changed = True
         while changed:
             changed = False
+            gone = self.dead_nodes(pruned) if remove_layers else ()
             for i, anc in units:
                 n = len(anc)
                 kept = sum(1 for a in anc if not (a & pruned))
-                if kept == 0 and remove_layers and i in self.removable:
+                if kept == 0 and i in gone:  # removed whole (a concatenation keeps one input)
                     continue
                 need = min_channels
                 if max_layer_ratio is not None:

@@ -162,6 +162,19 @@ def test_a_plan_for_litert_removes_a_dense_layer_that_every_reader_prunes_whole(
     np.testing.assert_allclose(again(x, training=False), slim(x, training=False), rtol=0, atol=0)
     report = kslim.export(slim, tmp_path / "slim.tflite")  # checks parity itself
     assert "GATHER" not in report.ops and not report.flops_added
+    # All of block 0's layers go (trans_bn prunes every channel they add, 12-29), and with d0l2 d0l2_bn, every
+    # factor of which is pruned: no floor keeps a channel of a BN that is removed, which would bring back the
+    # largest of its factors, d0l1's channels here (1e-8), and d0l1 with them.
+    model = sparsify(archs.densenet(), frac=0.0)
+    _zero_factors(model, {"d0l1_bn": range(12, 18), "d0l2_bn": range(24), "trans_bn": range(12, 30)})
+    bn = model.get_layer("d0l2_bn")
+    gamma, *rest = bn.get_weights()
+    gamma[18:24] = 1e-8
+    bn.set_weights([gamma, *rest])
+    plan = kslim.plan(model, threshold=1e-6, runtime="litert", round_to=16, round_inputs_to=1)
+    assert all(plan.layers[f"d0l{i}_conv"]["channels"] == [6, 0] for i in range(3)), plan.summary(print_fn=False)
+    slim = kslim.prune(model, plan=plan)
+    assert _rel_err(masked_output(model, plan, x), slim(x, training=False)) <= 1e-5
 
 
 def test_a_plan_for_litert_removes_narrow_dense_layers_whole_on_densenet121():
