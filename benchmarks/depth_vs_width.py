@@ -1,24 +1,25 @@
 """Fewer channels or fewer dense layers: which one LiteRT's time follows on a DenseNet.
 
-The deploy benchmark's `matched int8` rows (`kslim.prune(model, flops_target=f,
-runtime="litert", quantize="int8")`, f the FLOPs fraction the paper's plan
-keeps) fall short of "speed-up >= 0.9x the FLOPs reduction" on DenseNet121
-and DenseNet-40, and `benchmarks/int8_kernels.py` shows why: their
-convolutions fall as their multiply-accumulates do, but the BN passes over the
-dense stream and the copies that build it stay, since a plan that cuts
-channels leaves every dense layer reading a stream about as wide as before.
+Before d558d7f the deploy benchmark's `matched int8` rows (`kslim.prune(model,
+flops_target=f, runtime="litert", quantize="int8")`, f the FLOPs fraction the
+paper's plan keeps) fell short of "speed-up >= 0.9x the FLOPs reduction" on
+DenseNet121 and DenseNet-40, and `benchmarks/int8_kernels.py` showed why: their
+convolutions fell as their multiply-accumulates did, but the BN passes over
+the dense stream and the copies that build it stayed, since a plan that cut
+channels left every dense layer reading a stream about as wide as before.
 
 This script times the other way to remove the same FLOPs: whole dense layers
 (each one's BN passes, convolutions and its part of the stream, for every
 later layer of its block). It builds the same architecture with fewer layers
-per block (the last ones of each block gone, as a plan removing whole layers
-would leave it) and times it against the baseline next to the width plans of
-the deploy benchmark (`matched`, `matched int8`: the same models, gammas and
-plans), float32 and int8, LiteRT with XNNPACK, 1 thread, batch 1, all files
+per block (the last ones of each block gone; untrained) and times it against
+the baseline next to kslim's own plans of the deploy benchmark (`matched`,
+`matched int8`: the same models, gammas and plans; channel plans before
+d558d7f, since which a plan for LiteRT removes a growth layer narrower than
+the channel tile whole, chosen by its readers' factors), float32 and int8, LiteRT with XNNPACK, 1 thread, batch 1, all files
 of a model and precision interleaved in one process (paired speed-ups as in
 `deploy.py`). The fewer-layer networks are untrained (their time does not
-depend on their weights), so this measures time only: kslim does not prune
-whole layers, and which layers a trained network can spare is not asked here.
+depend on their weights), so this measures time only; which layers a trained
+network can spare is `benchmarks/litert_finetune.py`'s question.
 
 DenseNet121 is keras.applications' (weights=None, 96x96 input, 10 classes;
 the fewer-layer ones from keras' own `DenseNet(blocks)` builder);
@@ -67,9 +68,12 @@ def run_model(name, runs, workdir):
     model, target = deploy.synthetic(name)
     both = ("float32", "int8")
 
-    def matched(quantize):  # a width plan, timed in the precision it was planned for, as in deploy.py
+    def matched(quantize):  # kslim's plan, timed in the precision it was planned for, as in deploy.py
         plan = kslim.plan(model, flops_target=target, runtime="litert", quantize=quantize)
-        return kslim.prune(model, plan=plan), "width", (quantize or "float32",)
+        removed[quantize] = sum(rec["why"].startswith("removed: every reader") for rec in plan.layers.values())
+        return kslim.prune(model, plan=plan), "plan", (quantize or "float32",)
+
+    removed = {}
 
     # tag: (model, what it removes, the precisions it is timed in); rows in this order
     models = {"baseline": (model, "-", both), "matched": matched(None)}
@@ -83,6 +87,8 @@ def run_model(name, runs, workdir):
     record = {"flops_target": target, "variants": {
         tag: {"kind": how, "flops": int(flops[tag]), "flops_reduction": flops["baseline"] / flops[tag]}
         for tag, (_, how, _) in models.items()}}
+    for tag, quantize in (("matched", None), ("matched int8", "int8")):
+        record["variants"][tag]["layers_removed"] = removed[quantize]
     for quantize in both:
         paths = {}
         for tag, (m, how, precisions) in models.items():
@@ -106,9 +112,11 @@ def run_model(name, runs, workdir):
 def table(results):
     rows = [["model", "variant", "removes", "FLOPs", "FLOPs red.", "float32 speed-up [p10, p90]",
              "speed-up / FLOPs red.", "int8 speed-up [p10, p90]", "speed-up / FLOPs red."]]
-    what = {"-": "-", "width": "channels (a plan for LiteRT)", "depth": "whole dense layers"}
+    what = {"-": "-", "width": "channels (a plan for LiteRT)", "depth": "whole dense layers",
+            "plan": "kslim's plan for LiteRT: {} whole growth layers and channels"}
     for name, record in results.items():
         for tag, v in record["variants"].items():
+            removes = what[v["kind"]].format(v.get("layers_removed"))
             cells = []
             for quantize in ("float32", "int8"):
                 s = v.get(quantize)
@@ -117,7 +125,7 @@ def table(results):
                     continue
                 cells += [f"{s['speedup']:.2f}x [{s['paired_p10']:.2f}, {s['paired_p90']:.2f}]",
                           f"{s['speedup'] / v['flops_reduction']:.2f}"]
-            rows.append([name, tag, what[v["kind"]], f"{v['flops'] / 1e6:.0f}M", f"{v['flops_reduction']:.2f}x",
+            rows.append([name, tag, removes, f"{v['flops'] / 1e6:.0f}M", f"{v['flops_reduction']:.2f}x",
                          *cells])
     return deploy._md_table(rows)
 
@@ -129,7 +137,7 @@ def write_markdown(data):
         f"{_common.measured('depth_vs_width', data['runtime_s'])} LiteRT with XNNPACK, 1 thread, batch 1; "
         f"{args['runs']} invokes per file, the files of a model and precision interleaved; speed-up: median over "
         "rounds of median(baseline) / median(variant), [p10, p90] of those ratios. `matched` / `matched int8`: "
-        "the deploy benchmark's width plans (`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, "
+        "the deploy benchmark's plans (`flops_target` = the paper's plan's FLOPs, `runtime=\"litert\"`, "
         "int8's with `quantize=\"int8\"`; synthetic gammas), each timed in the precision it was planned for. "
         "`layers a-b-c`: the same architecture with that many dense layers per block (the last ones of each "
         "block removed; untrained, time only). The baseline's cells give its median latency. The issue's aim: a "

@@ -32,7 +32,8 @@ it nice'd in the background, and commit the results file as rows finish:
 
 `layers` removes whole growth layers (the zoo's `block*_layer*_conv`) instead of channels, as many as remove the
 paper's plan's FLOPs (`without_layers`): what the int8 DenseNets' time follows (results/depth_vs_width.md), and
-what it costs in accuracy. kslim does not plan it; the script makes it from kslim's parts.
+what it costs in accuracy. It was made from kslim's parts before kslim planned it; since d558d7f a plan for
+LiteRT (`matched`, `tiled`) removes a growth layer narrower than the channel tile whole itself.
 
 `--limit N` fine-tunes on the first N training images (a smoke test; its
 rows are not written to the results file).
