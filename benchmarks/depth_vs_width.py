@@ -113,7 +113,7 @@ def table(results):
     rows = [["model", "variant", "removes", "FLOPs", "FLOPs red.", "float32 speed-up [p10, p90]",
              "speed-up / FLOPs red.", "int8 speed-up [p10, p90]", "speed-up / FLOPs red."]]
     what = {"-": "-", "width": "channels (a plan for LiteRT)", "depth": "whole dense layers",
-            "plan": "kslim's plan for LiteRT: {} whole growth layers and channels"}
+            "plan": "kslim's plan for LiteRT ({} growth layers removed whole)"}
     for name, record in results.items():
         for tag, v in record["variants"].items():
             removes = what[v["kind"]].format(v.get("layers_removed"))
