@@ -68,12 +68,12 @@ def run_model(name, runs, workdir):
     model, target = deploy.synthetic(name)
     both = ("float32", "int8")
 
+    removed = {}  # quantize -> how many growth layers the plan removes
+
     def matched(quantize):  # kslim's plan, timed in the precision it was planned for, as in deploy.py
         plan = kslim.plan(model, flops_target=target, runtime="litert", quantize=quantize)
         removed[quantize] = sum(rec["why"].startswith("removed: every reader") for rec in plan.layers.values())
         return kslim.prune(model, plan=plan), "plan", (quantize or "float32",)
-
-    removed = {}
 
     # tag: (model, what it removes, the precisions it is timed in); rows in this order
     models = {"baseline": (model, "-", both), "matched": matched(None)}

@@ -75,32 +75,28 @@ def without_layers(sparse):
     """`(model, removed, plan)`: a copy of `sparse` with every reader's scaling factor of the channels of whole growth
     layers set to zero (the layers `removed`), so that `kslim.prune(threshold=...)` removes those channels from
     the dense stream: the fewest growth layers, smallest mean |factor| over their channels' readers first, that
-    remove at least the FLOPs the paper's plan removes. A growth layer is a convolution whose every output channel
-    goes on in the dense stream read only through its readers' BNs (`Analysis.streams`); the analysis holds each
+    remove at least the FLOPs the paper's plan removes. A growth layer is a convolution that only writes into the
+    dense stream, every channel of which is read only through its readers' BNs: a unit of a plan for LiteRT
+    (`kslim.pruning.planner.Ranked`, whose units and scores this takes, at any width); a plan for FLOPs holds each
     at one channel (`min_channels`), which no reader reads."""
     import keras
-    import numpy as np
 
     import kslim
     from kslim.pruning import nesting
     from kslim.pruning.analysis import Analysis
+    from kslim.pruning.planner import Ranked
 
     analysis = Analysis(nesting.flatten(sparse))
     g = analysis.graph
-    readers = {}
-    for node in g.nodes:
-        groups = [g.group(c) for c in g.ids[node.outputs[0]]] if node.role == "producer" else []
-        if groups and "_layer" in node.op.name and all(r in analysis.streams for r in groups):
-            readers[node.op.name] = set().union(*(analysis.streams[r] for r in groups))
-    if not readers:
+    ranked = Ranked(analysis, analysis.prunable(), layers_up_to=float("inf"))
+    if not ranked.units:
         raise ValueError(f"'{sparse.name}' has no growth layers to remove (the `layers` plan is for DenseNets).")
-    score = {name: float(np.mean([analysis.score[r] for r in rs])) for name, rs in readers.items()}
+    order = sorted(ranked.units, key=lambda key: (ranked.scores[key], -key))  # ties in the model's order
     goal = kslim.plan(sparse, ratio=RATIO).flops[1]  # the paper's plan's FLOPs
-    order = sorted(readers, key=score.get)
     model = keras.models.clone_model(sparse)
     for k in range(1, len(order) + 1):
-        removed = order[:k]
-        zero = set().union(*(readers[n] for n in removed))
+        removed = [g.nodes[-1 - key].op.name for key in order[:k]]
+        zero = set().union(*(ranked.units[key] for key in order[:k]))
         model.set_weights(sparse.get_weights())
         for node in g.nodes:
             if node.role == "scale":

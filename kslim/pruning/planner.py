@@ -295,7 +295,7 @@ def decide(analysis, budget):
             round_inputs_to=budget.round_inputs_to or channel_tile(threads, quantize, inputs=True))
     kind, value, floors = budget.kind, budget.value, budget.floors
     streams = _stream_readers(analysis) if budget.selections == "sliceable" else None
-    ranked = Ranked(analysis, scores, budget)
+    ranked = Ranked(analysis, scores, budget.round_to if budget.runtime == "litert" else None)
     if kind == "ratio":
         pruned, t = ranked.cut(value)
     elif kind == "threshold":
@@ -335,15 +335,25 @@ class Ranked:
     their mean |factor| and counting as many factors as it holds. Pruning the unit prunes them all;
     the channels then close (`Analysis.close`) and the layer goes with the layers that only feed it
     (`Analysis.bury`), exact against the masked model.
+
+    Args:
+        analysis: the `Analysis`.
+        scores: dict group root -> score of the groups that may be pruned (`Analysis.prunable`).
+        layers_up_to: None (a plan for FLOPs: no units), or the widest layer ranked as a unit
+            (a plan for LiteRT: its `round_to`).
+
+    Attributes:
+        units: dict unit key (-1 - the producer's node index) -> the group roots it prunes.
+        scores, sizes: dict key -> score and number of factors, of the groups no unit holds and of the units.
     """
 
-    def __init__(self, analysis, scores, budget):
+    def __init__(self, analysis, scores, layers_up_to=None):
         g = analysis.graph
         self.units = {}
-        if budget.runtime == "litert":
+        if layers_up_to is not None:
             for i in sorted(analysis.removable):
                 roots = [g.group(c) for c in g.ids[g.nodes[i].outputs[0]]]
-                if len(roots) > (budget.round_to or 1) or not all(r in analysis.streams for r in roots):
+                if len(roots) > layers_up_to or not all(r in analysis.streams for r in roots):
                     continue
                 members = frozenset().union(*(analysis.streams[r] for r in roots))
                 if members and all(m in scores for m in members):
