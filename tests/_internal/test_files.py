@@ -31,11 +31,24 @@ def _temporaries(folder):
     return sorted(n for n in os.listdir(folder) if n.startswith(".kslim-"))
 
 
+def _written(folder):
+    """Whether a temporary in `folder` holds content (it may vanish while we look)."""
+    for name in _temporaries(folder):
+        try:
+            if os.path.getsize(os.path.join(folder, name)):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def test_a_write_killed_midway_leaves_a_temporary_that_the_next_write_removes(tmp_path):
     target = tmp_path / "model.keras"
     writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, files.__file__, str(target)])
+    # Wait for the half-written content, not for the name: temp_path makes the name with mkstemp and
+    # removes the file again before the write opens it, and a kill in between leaves nothing.
     deadline = time.time() + 60
-    while not _temporaries(tmp_path) and time.time() < deadline:
+    while not _written(tmp_path) and time.time() < deadline:
         time.sleep(0.05)
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
