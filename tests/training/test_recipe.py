@@ -84,6 +84,9 @@ def test_config_round_trip_and_replace():
         ({"milestones": (0.5, 1.5)}, ValueError, r"in \(0, 1\]"),
         ({"milestones": 0.5}, TypeError, "milestones must be a sequence"),
         ({"decay_rate": 0}, ValueError, r"decay_rate must be in \(0, 1\]"),
+        ({"schedule": "linear"}, ValueError, r"schedule must be one of \('step', 'cosine'\), got 'linear'"),
+        ({"epochs": 3, "warmup_epochs": 3}, ValueError, "warmup_epochs must be >= 0 and below epochs=3, got 3"),
+        ({"warmup_epochs": -1}, ValueError, "warmup_epochs must be >= 0"),
     ],
 )
 def test_invalid_values_are_rejected_with_the_value(kwargs, error, message):
@@ -147,6 +150,37 @@ def test_coupled_decay_is_l2_on_the_gradient_not_keras_decoupled_decay():
     assert coupled == pytest.approx(_torch_sgd(np.array(1.0), lambda v: 0.0, [0.1] * 3, 0.9, 0.1, True))
     assert decoupled == pytest.approx(0.99**3)  # shrink-only, untouched by momentum
     assert coupled < decoupled - 0.03
+
+
+def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
+    recipe = Recipe(epochs=10, schedule="cosine", warmup_epochs=1)
+    schedule = recipe.learning_rate(steps_per_epoch=10)  # 100 steps: 10 of warm-up, 90 of cosine
+    expected = {0: 0.0, 5: 0.05, 10: 0.1, 55: 0.05, 100: 0.0}
+    for step, lr in expected.items():
+        assert _lr_at(schedule, step) == pytest.approx(lr, abs=1e-7), f"step {step}"
+    lrs = [_lr_at(schedule, s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # only down after the warm-up
+    no_warmup = Recipe(epochs=10, schedule="cosine").learning_rate(10)
+    assert _lr_at(no_warmup, 0) == pytest.approx(0.1) and _lr_at(no_warmup, 50) == pytest.approx(0.05)
+    assert Recipe.from_config(json.loads(json.dumps(recipe.get_config()))) == recipe
+
+
+def test_a_warm_up_before_the_step_schedule_keeps_its_milestones():
+    schedule = Recipe(epochs=4, warmup_epochs=0.5).learning_rate(steps_per_epoch=10)  # 40 steps
+    assert [_lr_at(schedule, s) for s in (0, 2, 5, 19, 20, 30)] == pytest.approx(
+        [0.0, 0.04, 0.1, 0.1, 0.01, 0.001])
+
+
+@pytest.mark.parametrize("kwargs", [{"schedule": "cosine", "warmup_epochs": 0.5}, {"warmup_epochs": 0.5}])
+def test_a_model_compiled_with_a_warm_up_saves_and_loads_in_safe_mode(tmp_path, kwargs):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    Recipe(epochs=2, **kwargs).compile(model, steps_per_epoch=4)
+    model.fit(np.ones((16, 4), "float32"), np.arange(16) % 3, batch_size=4, epochs=1, verbose=0)
+    lr = float(model.optimizer.learning_rate)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(lr)
 
 
 def test_compile_and_fit_one_epoch_and_save(tmp_path):
