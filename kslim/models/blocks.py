@@ -5,7 +5,7 @@ import numbers
 import keras
 
 
-def check_common(model_name, num_classes, gamma_init=1.0, bn_momentum=0.9):
+def check_common(model_name, num_classes, gamma_init=0.5, bn_momentum=0.9):
     if (
         isinstance(num_classes, bool)
         or not isinstance(num_classes, numbers.Integral)

@@ -11,7 +11,7 @@ from kslim.models.registry import register
 
 
 def densenet(
-    depth=40, num_classes=10, input_shape=None, widths=None, gamma_init=1.0, bn_momentum=0.9
+    depth=40, num_classes=10, input_shape=None, widths=None, gamma_init=0.5, bn_momentum=0.9
 ):
     """A DenseNet without bottlenecks or compression, as network slimming prunes it.
 
@@ -49,8 +49,8 @@ def densenet(
             block 1, `transition1_conv`, the n of block 2,
             `transition2_conv`, the n of block 3. Default (DenseNet-40):
             `[16] + 12 * [12] + [160] + 12 * [12] + [304] + 12 * [12]`.
-        gamma_init: float, the initial BatchNormalization scale; the paper
-            uses 0.5.
+        gamma_init: float, the initial BatchNormalization scale; 0.5, the
+            paper's, by default.
         bn_momentum: float, the Keras BatchNormalization momentum (0.9 equals
             PyTorch's default momentum 0.1).
 
@@ -65,7 +65,7 @@ def densenet(
 
     Example:
 
-    >>> model = densenet(40, num_classes=10, gamma_init=0.5)
+    >>> model = densenet(40, num_classes=10)
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 7 or (depth - 4) % 3:
         raise ValueError(f"densenet: depth must be 3 * n + 4 with n >= 1 (e.g. 40), got {depth!r}.")
@@ -119,6 +119,6 @@ def densenet40(num_classes=10, input_shape=None, **kwargs):
 
     Example:
 
-    >>> model = kslim.models.densenet40(gamma_init=0.5)
+    >>> model = kslim.models.densenet40()
     """
     return densenet(40, num_classes=num_classes, input_shape=input_shape, **kwargs)

@@ -17,7 +17,7 @@ def mlp(
     widths=None,
     batchnorm=True,
     channel_masks=False,
-    gamma_init=1.0,
+    gamma_init=0.5,
     bn_momentum=0.9,
 ):
     """A multi-layer perceptron for MNIST: flatten -> 500 -> 300 -> `num_classes`.
@@ -47,7 +47,8 @@ def mlp(
         batchnorm: bool, BatchNormalization after each hidden Dense layer.
         channel_masks: bool, a `ChannelMask` after each hidden Dense layer;
             only with `batchnorm=False` (a BN already scales each neuron).
-        gamma_init: float, the initial BN scale (only with `batchnorm=True`).
+        gamma_init: float, the initial BN scale (only with `batchnorm=True`);
+            0.5, the paper's, by default.
         bn_momentum: float, the Keras BN momentum (0.9 equals PyTorch's 0.1).
 
     Returns:
@@ -61,7 +62,7 @@ def mlp(
 
     Example:
 
-    >>> model = kslim.models.mlp(gamma_init=0.5)
+    >>> model = kslim.models.mlp()
     >>> masked = kslim.models.mlp(batchnorm=False, channel_masks=True)
     """
     check_common("mlp", num_classes, gamma_init, bn_momentum)
@@ -70,10 +71,10 @@ def mlp(
             "mlp: got batchnorm=True and channel_masks=True; BatchNormalization already gives "
             "every neuron a scaling factor, so set batchnorm=False to use channel masks."
         )
-    if not batchnorm and gamma_init != 1.0:
+    if not batchnorm and gamma_init != 0.5:
         raise ValueError(
             f"mlp: gamma_init={gamma_init} has no effect with batchnorm=False; "
-            "set batchnorm=True or leave gamma_init at 1.0."
+            "set batchnorm=True or leave gamma_init at its default (0.5)."
         )
     input_shape = check_input_shape("mlp", input_shape, (28, 28, 1), any_rank=True)
     if widths is None:

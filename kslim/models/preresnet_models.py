@@ -11,7 +11,7 @@ from kslim.models.registry import register
 
 
 def preresnet(
-    depth=164, num_classes=10, input_shape=None, widths=None, gamma_init=1.0, bn_momentum=0.9
+    depth=164, num_classes=10, input_shape=None, widths=None, gamma_init=0.5, bn_momentum=0.9
 ):
     """A pre-activation ResNet with bottleneck blocks, as network slimming prunes it.
 
@@ -50,8 +50,8 @@ def preresnet(
             its block's `conv3` width). The `conv3` widths of a stage are added
             together, so they must be equal. Default: `[16] + n * [16, 16, 64]
             + n * [32, 32, 128] + n * [64, 64, 256]`.
-        gamma_init: float, the initial BatchNormalization scale; the paper
-            uses 0.5.
+        gamma_init: float, the initial BatchNormalization scale; 0.5, the
+            paper's, by default.
         bn_momentum: float, the Keras BatchNormalization momentum (0.9 equals
             PyTorch's default momentum 0.1).
 
@@ -66,7 +66,7 @@ def preresnet(
 
     Example:
 
-    >>> model = preresnet(164, num_classes=100, gamma_init=0.5)
+    >>> model = preresnet(164, num_classes=100)
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 11 or (depth - 2) % 9:
         raise ValueError(
@@ -125,6 +125,6 @@ def preresnet164(num_classes=10, input_shape=None, **kwargs):
 
     Example:
 
-    >>> model = kslim.models.preresnet164(gamma_init=0.5)
+    >>> model = kslim.models.preresnet164()
     """
     return preresnet(164, num_classes=num_classes, input_shape=input_shape, **kwargs)

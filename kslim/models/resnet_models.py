@@ -11,7 +11,7 @@ from kslim.models.registry import register
 
 
 def resnet(
-    depth=32, num_classes=10, input_shape=None, widths=None, gamma_init=1.0, bn_momentum=0.9
+    depth=32, num_classes=10, input_shape=None, widths=None, gamma_init=0.5, bn_momentum=0.9
 ):
     """The CIFAR ResNet of He et al. with basic blocks (ResNet-32 by default).
 
@@ -44,7 +44,8 @@ def resnet(
             `stem_conv` and every `conv2` of stage 1; every `conv2` of stage
             2; every `conv2` of stage 3. Default: `[16] + n * [16, 16] +
             n * [32, 32] + n * [64, 64]`.
-        gamma_init: float, the initial BatchNormalization scale.
+        gamma_init: float, the initial BatchNormalization scale; 0.5, as in
+            the other zoo models, by default.
         bn_momentum: float, the Keras BatchNormalization momentum (0.9 equals
             PyTorch's default momentum 0.1).
 

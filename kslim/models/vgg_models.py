@@ -24,7 +24,7 @@ _CFGS = {
 }  # fmt: skip
 
 
-def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=1.0, bn_momentum=0.9):
+def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=0.5, bn_momentum=0.9):
     """The VGG network that network slimming prunes on CIFAR and SVHN.
 
     Every convolution is 3x3, 'same', without bias, followed by
@@ -52,8 +52,8 @@ def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=1.0,
         widths: list of int, the filters of every convolution in order
             (8, 10, 13 or 16 of them); the official configuration by default
             (VGG-19: [64, 64, 128, 128, 256 x 4, 512 x 8]).
-        gamma_init: float, the initial BatchNormalization scale; the paper
-            uses 0.5.
+        gamma_init: float, the initial BatchNormalization scale; 0.5, the
+            paper's, by default.
         bn_momentum: float, the Keras BatchNormalization momentum (0.9 equals
             PyTorch's default momentum 0.1).
 
@@ -67,7 +67,7 @@ def vgg(depth=19, num_classes=10, input_shape=None, widths=None, gamma_init=1.0,
 
     Example:
 
-    >>> model = vgg(19, num_classes=10, gamma_init=0.5)
+    >>> model = vgg(19, num_classes=10)
     >>> slim = vgg(19, widths=[32] * 16)   # a narrower VGG-19
     """
     if depth not in _CFGS:
@@ -137,6 +137,6 @@ def vgg19(num_classes=10, input_shape=None, **kwargs):
 
     Example:
 
-    >>> model = kslim.models.vgg19(num_classes=100, gamma_init=0.5)
+    >>> model = kslim.models.vgg19(num_classes=100)
     """
     return vgg(19, num_classes=num_classes, input_shape=input_shape, **kwargs)

@@ -103,7 +103,7 @@ def test_widths_build_a_narrower_model_with_the_same_names(name):
     default = _default(name)
     full = [_channels(layer) for layer in _width_layers(default)]
     half = [max(1, w // 2) for w in full]
-    kwargs = {} if name in _NO_BN else {"gamma_init": 0.5}
+    kwargs = {} if name in _NO_BN else {"gamma_init": 0.25}
     slim = kslim.models.get(name, num_classes=3, widths=half, **kwargs)
 
     assert [layer.name for layer in slim.layers] == [layer.name for layer in default.layers]
@@ -113,11 +113,11 @@ def test_widths_build_a_narrower_model_with_the_same_names(name):
     bns = [layer for layer in slim.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bool(bns) == (name not in _NO_BN)
     for bn in bns:
-        np.testing.assert_array_equal(bn.gamma.numpy(), 0.5)
+        np.testing.assert_array_equal(bn.gamma.numpy(), 0.25)
         assert bn.momentum == 0.9
-    for bn in default.layers:
+    for bn in default.layers:  # the paper's gamma init by default
         if isinstance(bn, keras.layers.BatchNormalization):
-            np.testing.assert_array_equal(bn.gamma.numpy(), 1.0)
+            np.testing.assert_array_equal(bn.gamma.numpy(), 0.5)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
