@@ -71,7 +71,7 @@ def slim_run(
 
     Example:
 
-    >>> result = slim_run()          # the README's run, about two minutes on 2 cores
+    >>> result = slim_run()          # the README's run, about a minute on 2 cores
     >>> result = slim_run("vgg19", "cifar10", passes=2, ratio=0.5, lam=1e-4, epochs=160)
     """
     for name, value in (("batch_size", batch_size), ("limit", limit)):
