@@ -3,7 +3,7 @@
 Before d558d7f the deploy benchmark's `matched int8` rows (`kslim.prune(model,
 flops_target=f, runtime="litert", quantize="int8")`, f the FLOPs fraction the
 paper's plan keeps) fell short of "speed-up >= 0.9x the FLOPs reduction" on
-DenseNet121 and DenseNet-40, and `benchmarks/int8_kernels.py` showed why: their
+DenseNet121 and DenseNet-40. Sampling XNNPACK's kernels showed why: their
 convolutions fell as their multiply-accumulates did, but the BN passes over
 the dense stream and the copies that build it stayed, since a plan that cut
 channels left every dense layer reading a stream about as wide as before.

@@ -118,9 +118,9 @@ def channel_tile(threads=1, quantize=None, inputs=False, tolerance=0.2, rounds=4
     floats, depending on the CPU's vector units; int8 kernels have tiles of
     their own), so pruning a layer to a width that is not a multiple saves
     nothing within the tile and can even cost time: on an AVX-512 server a 3x3
-    convolution to 24 channels took 1.18x as long as one to 32
-    (`benchmarks/round_to.py`). Input channels are the kernels' inner
-    dimension: one by one in float32, but on a CPU with AMX the int8 kernels
+    convolution to 24 channels took 1.18x as long as one to 32. Input
+    channels are the kernels' inner dimension: one by one in float32, but on
+    a CPU with AMX the int8 kernels
     take them 64 at a time (a 3x3 int8 convolution of 8 input channels took
     0.85x the time of one of 64, one of 72 took 1.72x).
 

@@ -3,7 +3,7 @@
 `kslim.export` converts `lowered(model)` to TFLite. A
 `ChannelSelect` in Keras is one gather; as a TFLite GATHER it runs outside
 LiteRT's XNNPACK delegate and splits its graph (the GPU delegate rejects it
-too). Measured by `benchmarks/selection_lowering.py` (pre-act ResNet-164,
+too). Measured on LiteRT (pre-act ResNet-164,
 40% of its channels pruned, 55 selections of 25 runs of consecutive channels
 on average after the stream permutation, XNNPACK, 1 thread, against the
 unpruned model): GATHER 0.63x, every selection as slices and concatenations

@@ -13,7 +13,8 @@ SELECTIONS = ("all", "sliceable")
 # What a plan is for: None, FLOPs (the paper's plan); "litert", LiteRT with XNNPACK on this CPU.
 RUNTIMES = (None, "litert")
 # A channel selection of at most this many runs of consecutive channels is exported as that many
-# static slices; one of more is folded into zero weights (benchmarks/selection_lowering.py).
+# static slices; one of more is folded into zero weights (measured on LiteRT: slices for every selection
+# of a pre-activation ResNet-164 made it slower than zero weights for the long ones).
 SLICE_RUNS = 4
 # What slicing a stream selection saves on LiteRT (XNNPACK), in microseconds, at 1 and 2 interpreter
 # threads, as fitted by benchmarks/selection_cost.py [--threads 2] on this project's 2-core CPU machine
@@ -151,8 +152,8 @@ class Budget:
             at `latency_threads`, cached), whose channels cost no time, and a
             layer no wider than `round_to` keeps all its channels (a
             convolution computes its outputs in whole tiles: 1 to 16 outputs
-            of a 3x3 convolution take the same time here,
-            `benchmarks/narrow_layers.py`), or goes whole: a narrow layer
+            of a 3x3 convolution took the same time on LiteRT with
+            XNNPACK), or goes whole: a narrow layer
             that only writes into concatenations (a DenseNet growth layer)
             is ranked as one unit, its readers' factors of its channels
             (`kslim.pruning.planner.Ranked`), and when they are pruned the
