@@ -40,6 +40,24 @@ def load_model(path):
     return model
 
 
+def save_model(model, path):
+    """Saves what a user's `.keras` file needs: `model`'s layers and weights, without kslim's penalties
+    and without its compiled state (kslim's `CoupledSGD`), so that plain Keras loads the file in a process
+    that never imported kslim, unless a layer needs kslim (`ChannelSelect`, `BorderBias`). `model` is left
+    as it is: a copy from its config is saved (`clone_model` would compile the copy as the model is). A
+    model that cannot be rebuilt from its config (subclassed) is saved as it is.
+    """
+    from kslim.sparsity.attachment import detach
+
+    try:
+        copy = type(model).from_config(model.get_config())
+    except (TypeError, ValueError, NotImplementedError):
+        model.save(path)
+        return
+    copy.set_weights(model.get_weights())
+    detach(copy).save(path)
+
+
 def check_output(output, inputs=(), overwrite=False):
     """Refuses an output path that is one of the inputs, or that exists without `overwrite`."""
     output = os.fspath(output)

@@ -6,6 +6,7 @@ from kslim._internal import files as _files
 from kslim.pruning.budget import Budget
 from kslim.pruning.planner import Plan
 from kslim.pruning.pruner import prune_and_plan
+from kslim.sparsity.attachment import detach
 
 
 def prune_file(
@@ -77,7 +78,8 @@ def prune_file(
         if budget is None:  # the plan does not fit the model: name the plan's file
             raise ValueError(f"{plan_path}: {error}") from None
         raise
-    jobs = [(output, slim.save)]
+    detach(slim)  # as kslim.prune: the pruned model is fine-tuned without the penalty
+    jobs = [(output, lambda path: _files.save_model(slim, path))]
     if save_plan is not None:
         jobs.append((save_plan, lambda path: _write_text(path, plan.to_json())))
     _files.write_all_atomic(jobs)  # the model and its plan, or neither

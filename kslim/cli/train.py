@@ -130,7 +130,7 @@ def train_file(
     accuracy = None
     if test is not None:
         accuracy = float(net.evaluate(test, verbose=0, return_dict=True)["accuracy"])
-    _files.write_atomic(output, net.save)
+    _files.write_atomic(output, lambda path: _files.save_model(net, path))
     if print_fn is not None:
         if accuracy is not None:
             print_fn(f"test accuracy: {100 * accuracy:.2f}%")

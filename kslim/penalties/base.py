@@ -20,7 +20,7 @@ class Penalty(keras.regularizers.Regularizer):
         lam = float(lam)
         if not np.isfinite(lam) or lam < 0:
             raise ValueError(
-                f"{type(self).__name__} got lam={lam}; lam must be a finite number >= 0 "
+                f"{self.name()} got lam={lam}; lam must be a finite number >= 0 "
                 "(1e-4 for VGG and 1e-5 for ResNet/DenseNet in Liu et al.)."
             )
         self.lam = lam
@@ -60,6 +60,12 @@ class Penalty(keras.regularizers.Regularizer):
     def get_config(self):
         return {"lam": self.lam}
 
+    @classmethod
+    def name(cls):
+        """The penalty's public name (`kslim.penalties.<name>`), which is also its registered name in files."""
+        registered = keras.saving.get_registered_name(cls)
+        return registered.split(">", 1)[1] if registered.startswith("kslim>") else cls.__name__
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return f"{self.name()}({args})"

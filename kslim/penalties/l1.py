@@ -6,8 +6,13 @@ import numpy as np
 from kslim.penalties.base import Penalty
 
 
-@keras.saving.register_keras_serializable(package="kslim")
-class L1(Penalty):
+# Registered as "kslim>L1", but named apart from keras.regularizers.L1 in Python: Keras records a class's
+# Python name in a file and, where the registered name is unknown (a process that never imported kslim),
+# looks that name up among its own regularizers, found `L1` and failed with "L1.__init__() got an
+# unexpected keyword argument 'lam'". Now such a load fails with Keras's "Could not locate class
+# 'SlimmingL1'" and the config's registered name 'kslim>L1'.
+@keras.saving.register_keras_serializable(package="kslim", name="L1")
+class SlimmingL1(Penalty):
     """`lam * sum(|x|)`, the sparsity penalty of network slimming.
 
     Trained by subgradient (`sign(0) = 0`); its proximal operator is
@@ -29,3 +34,6 @@ class L1(Penalty):
 
     def _prox(self, x, eta):
         return np.sign(x) * np.maximum(np.abs(x) - eta, 0.0)
+
+
+L1 = SlimmingL1

@@ -226,7 +226,7 @@ def slim(
         "test_batches": test_steps,
         "passes": passes,
         "ratio": ratio,
-        "penalty": {"class": type(reg).__name__, **reg.get_config()},
+        "penalty": {"class": reg.name(), **reg.get_config()},
         "epochs": epochs,
         "finetune_epochs": finetune_epochs,
         "recipe": recipe.get_config(),

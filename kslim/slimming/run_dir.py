@@ -88,7 +88,7 @@ class RunDir:
     def save_model(self, relative, model):
         if self.path is not None:
             self._makedirs(relative)
-            _files.write_atomic(self.join(relative), model.save)
+            _files.write_atomic(self.join(relative), lambda path: _files.save_model(model, path))
 
     def load_model(self, relative):
         path = self.join(relative)
