@@ -12,7 +12,7 @@ Usage:
 
     nice python benchmarks/demo.py
 
-Writes results/demo.json. About 1.5 minutes.
+Writes results/demo.json. About a minute.
 """
 
 import json
