@@ -42,6 +42,7 @@ class Analysis:
             )
         self._anc, self._key_anc, self._costs = {}, {}, {}
         self.blocked = {}
+        _check_finite(graph)
         self.rescore()
         self._stream_of = self._stream_parents()  # unmerged child id -> its parent's group, if unscored
         candidates = set(self._stream_of.values())
@@ -379,6 +380,35 @@ class Analysis:
             after[i][0] - self._full[i][0] for i in after
         )
         return params, self._other_flops + sum(f for _, f in after.values())
+
+
+def _check_finite(graph):
+    """Refuses a model with a NaN or infinite weight, naming the layer: a non-finite scaling factor has no
+    rank (every comparison with NaN is false, so a plan would be arbitrary), and any other non-finite weight
+    makes the model compute NaN or Inf, which a pruned model, having dropped some of those weights, would not
+    reproduce."""
+    for node in graph.nodes:
+        layer = node.op
+        factor = get_handler(layer).scaling_factor(layer) if node.role == "scale" else None
+        for variable in layer.weights:
+            values = keras.ops.convert_to_numpy(variable)
+            bad = ~np.isfinite(values)
+            if not bad.any():
+                continue
+            name = variable.path.rsplit("/", 1)[-1] if hasattr(variable, "path") else variable.name
+            what = (f"{int(np.isnan(values).sum())} NaN and {int(np.isinf(values).sum())} infinite values of "
+                    f"{values.size}")
+            if factor is not None and name == factor:
+                raise ValueError(
+                    f"Cannot prune '{graph.model.name}': the scaling factors of '{layer.name}' ({name}) are not "
+                    f"finite ({what}, first at channel {int(np.flatnonzero(bad.reshape(-1))[0])}): the training "
+                    "diverged. Train again with a lower learning rate or lam."
+                )
+            raise ValueError(
+                f"Cannot prune '{graph.model.name}': layer '{layer.name}' has non-finite weights ({name}: {what}); "
+                "the model computes NaN or Inf, and a pruned copy would not compute the same. Train again with "
+                "a lower learning rate, or restore the weights from a checkpoint."
+            )
 
 
 def _emits_zero(layer, width):
