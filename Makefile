@@ -3,6 +3,8 @@
 # (CI runs both). It leaves out what does not change with Keras's version, which running twice made CI slow: the
 # command-line tests (subprocesses around the same library calls), tf.data pipelines, LiteRT timing and the
 # JAX-backend check.
+# `make docs` installs the docs extra and builds the documentation site into site/ with `mkdocs build --strict`
+# (any warning, such as a broken link or a docstring mkdocstrings cannot read, fails it; CI runs it too).
 PYTHON ?= python3
 VENV ?= .venv
 PIP = $(VENV)/bin/pip
@@ -15,7 +17,7 @@ OLDEST_VENV ?= .venv-keras-oldest
 OLDEST_SKIP = tests/cli tests/data tests/deploy/test_latency.py tests/test_jax_backend.py
 KERAS_OLDEST := $(shell sed -n 's/.*"keras>=\([0-9.]*\)".*/\1/p' setup.py)
 
-.PHONY: venv demo test test-keras-oldest
+.PHONY: venv demo test test-keras-oldest docs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +40,7 @@ test-keras-oldest: $(OLDEST_VENV)/bin/python
 	$(RETRY) $(OLDEST_VENV)/bin/pip install -q $(INSTALL) -e ".[all,test]" "keras==$(KERAS_OLDEST)" $(UNTIL)
 	$(OLDEST_VENV)/bin/python -c "import keras; assert keras.__version__ == '$(KERAS_OLDEST)', keras.__version__"
 	$(OLDEST_VENV)/bin/python -m pytest -q tests $(OLDEST_SKIP:%=--ignore=%)
+
+docs: $(VENV)/bin/python
+	$(RETRY) $(PIP) install -q $(INSTALL) -e ".[docs]" $(UNTIL)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet

@@ -14,6 +14,7 @@ _EXPORT = ["ai-edge-litert>=1.2"]
 _PLOTS = ["matplotlib>=3.7"]
 _TFDS = ["tensorflow-datasets>=4.9"]
 _HUB = ["keras-hub>=0.21"]  # KerasHub backbones and tasks, built from their constructors
+_DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]  # `make docs`
 
 setup(
     name="kslim",
@@ -36,6 +37,7 @@ setup(
         "plots": _PLOTS,
         "tfds": _TFDS,
         "hub": _HUB,
+        "docs": _DOCS,
         "all": _EXPORT + _PLOTS + _TFDS,
         "test": _EXPORT + _PLOTS + _TFDS + _HUB + ["pytest>=7", "jax>=0.4"],
     },

@@ -75,10 +75,11 @@ def prune(
 
     Args:
         model: a built functional or Sequential Keras model.
-        ratio, threshold, flops_target, params_target, min_channels,
-            round_to, max_layer_ratio, exclude, latency_target,
-            latency_threads, selections, quantize, round_inputs_to, runtime:
-            see `kslim.plan`.
+        ratio: the budget and its options, as in `kslim.plan`, like
+            `threshold`, `flops_target`, `params_target`, `min_channels`,
+            `round_to`, `max_layer_ratio`, `exclude`, `latency_target`,
+            `latency_threads`, `selections`, `quantize`, `round_inputs_to`
+            and `runtime`.
         plan: a `kslim.Plan` (from `kslim.plan` or `Plan.from_json`) to
             apply instead of a budget.
         compensate: fold the constant that each pruned channel leaves
