@@ -154,11 +154,15 @@ def dataset_kind(data):
     return "cifar10"
 
 
-def recipe_for(data, epochs=None, batch_size=None, lr=None):
-    """The paper's recipe for the kind of data (`dataset_kind`), with overrides."""
+def recipe_for(data, epochs=None, batch_size=None, lr=None, model=None):
+    """The paper's recipe for the kind of data (`dataset_kind`), with what zoo model `model` registered
+    (`kslim.models.register(recipe=...)`), then the overrides."""
+    from kslim.models.registry import recipe_changes
     from kslim.training import recipe
 
     base = recipe.paper(dataset_kind(data))
+    if isinstance(model, str):
+        base = base.replace(**recipe_changes(model))
     changes = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     return base.replace(**{k: v for k, v in changes.items() if v is not None})
 

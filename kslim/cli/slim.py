@@ -82,7 +82,7 @@ def slim_run(
     if run_dir is None:
         run_dir = os.path.join("runs", f"slim-{_stem(model)}-{_stem(data)}")
     run_dir = os.fspath(run_dir) + _commands.worker_suffix(strategy_obj)
-    recipe = _commands.recipe_for(data, None, batch_size, lr)
+    recipe = _commands.recipe_for(data, None, batch_size, lr, model=model)
     train, test, info = _commands.load_data(data, recipe.batch_size, limit)
     if verbose:
         print(f"recipe: the paper's {_commands.dataset_kind(data)} schedule at batch "

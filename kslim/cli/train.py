@@ -97,7 +97,7 @@ def train_file(
     verbose = _commands.fit_verbosity(verbose)
     _commands.set_seed(seed)
     strategy_obj = _commands.get_strategy(strategy)
-    recipe = _commands.recipe_for(data, epochs, batch_size, lr)
+    recipe = _commands.recipe_for(data, epochs, batch_size, lr, model=model)
     train, test, info = _commands.load_data(data, recipe.batch_size, limit)
     if verbose:
         print(f"recipe: the paper's {_commands.dataset_kind(data)} schedule, {recipe.epochs} epochs "
@@ -106,13 +106,15 @@ def train_file(
 
     from kslim.sparsity.attachment import attach, detach
     from kslim.callbacks import SparsityMonitor
+    from kslim.training.divergence import StopOnDivergence
     from kslim.slimming.loop import _ends_in_softmax
 
     with _commands.scope(strategy_obj):
         net = _commands.build_model(init, info) if init is not None else _commands.build_model(
             model, info, reinitialize=True
         )
-        callbacks = []
+        hint = f"lower --lr (now {recipe.lr:g})" + (f" or --lam (now {lam:g})" if lam > 0 else "")
+        callbacks = [StopOnDivergence(hint)]
         if lam > 0:
             attach(net, lam=lam, penalty=penalty)
             callbacks.append(SparsityMonitor())

@@ -9,7 +9,9 @@ from kslim.models.blocks import check_widths
 from kslim.models.registry import register
 
 
-@register
+# Without BatchNormalization both LeNets diverge at the paper's lr 0.1 (NaN loss on MNIST, seeds 0 and
+# 1; benchmarks/mnist_paper.py trains them at 0.01).
+@register(recipe={"lr": 0.01})
 def lenet5(num_classes=10, input_shape=None, widths=None, channel_masks=False):
     """LeNet-5 (6-16-120-84) for 28x28 MNIST digits, with biases and no BatchNormalization.
 
@@ -63,7 +65,7 @@ def lenet5(num_classes=10, input_shape=None, widths=None, channel_masks=False):
     return _lenet("lenet5", num_classes, input_shape, names, widths, "same", channel_masks)
 
 
-@register
+@register(recipe={"lr": 0.01})
 def lenet5_caffe(num_classes=10, input_shape=None, widths=None, channel_masks=False):
     """LeNet-5-Caffe (20-50-500), the LeNet of the pruning literature, for 28x28 MNIST digits.
 

@@ -3,9 +3,10 @@
 
 
 _REGISTRY = {}
+_RECIPES = {}  # name -> the Recipe fields a model trains with, where the paper's do not train it
 
 
-def register(fn=None, *, name=None):
+def register(fn=None, *, name=None, recipe=None):
     """Adds a model builder to the registry, under its function name or `name`.
 
     Use it as a decorator on a function `fn(num_classes=10, input_shape=None,
@@ -14,6 +15,11 @@ def register(fn=None, *, name=None):
     Args:
         fn: the builder function.
         name: str, the registry name; the function's `__name__` by default.
+        recipe: optional dict of `kslim.recipe.Recipe` fields that the model
+            needs instead of the paper's for its data (e.g. `{"lr": 0.01}`
+            for a network without BatchNormalization, which diverges at the
+            paper's 0.1); the commands train it with them unless told
+            otherwise (`recipe_changes`).
 
     Returns:
         `fn`, unchanged (or a decorator, when called with only `name`).
@@ -28,7 +34,7 @@ def register(fn=None, *, name=None):
     ...     ...
     """
     if fn is None:
-        return lambda f: register(f, name=name)
+        return lambda f: register(f, name=name, recipe=recipe)
     key = name or fn.__name__
     if key in _REGISTRY:
         raise ValueError(
@@ -36,7 +42,15 @@ def register(fn=None, *, name=None):
             "register yours under another name with register(fn, name=...)."
         )
     _REGISTRY[key] = fn
+    if recipe:
+        _RECIPES[key] = dict(recipe)
     return fn
+
+
+def recipe_changes(name):
+    """The `Recipe` fields registered for model `name` (an empty dict for the paper's recipe, or for a name
+    that is not a zoo model)."""
+    return dict(_RECIPES.get(name, {}))
 
 
 def list_models():

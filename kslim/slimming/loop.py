@@ -19,6 +19,7 @@ from kslim.callbacks.sparsity_monitor import SparsityMonitor
 from kslim.profiling import profile
 from kslim.pruning.budget import Budget
 from kslim.pruning.pruner import prune_and_plan
+from kslim.training.divergence import StopOnDivergence
 from kslim.training.recipe import Recipe
 from kslim._internal import keras_api
 from kslim._internal.checks import check_int, check_number
@@ -432,7 +433,9 @@ class _Job:
             )
 
     def fit(self, model, epochs, k, name, extra):
-        callbacks = list(extra)
+        lam = f" or lam ({self.reg.lam:g})" if name == "sparse" and getattr(self.reg, "lam", 0) else ""
+        callbacks = [StopOnDivergence(f"lower the recipe's learning rate (lr={self.recipe.lr:g}){lam}")]
+        callbacks += list(extra)
         if self.folder.path is not None:
             backup = self.folder.join(f"pass{k}/{name}.backup")
             damage = _run_dir.backup_damage(backup) if os.path.isdir(backup) else None
