@@ -1,9 +1,17 @@
 """Shared test setup: quiet TensorFlow, deterministic seeds, the real data in ../shared/data."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests leave no trace: kslim's caches (latency measurements, channel tiles, decoded data) go to a folder of
+# this test session, removed at its end, never to the user's ~/.cache/kslim. Subprocesses inherit it.
+_CACHE = tempfile.mkdtemp(prefix="kslim-test-cache-")
+os.environ["KSLIM_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

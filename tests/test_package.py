@@ -1,6 +1,7 @@
 """The public surface: what `import kslim` gives, and that no module is hidden by a same-named name."""
 
 import importlib
+import os
 import pkgutil
 import types
 
@@ -34,3 +35,14 @@ def test_the_workflow_names_are_at_the_top():
                  "Profile", "slim", "SlimResult", "export", "measure", "add_channel_masks"):
         assert name in kslim.__all__, name
     assert isinstance(kslim.profile(kslim.models.get("mlp")), kslim.Profile)
+
+
+def test_the_tests_cache_in_a_folder_of_their_own():
+    from kslim.data import _cache
+    from kslim.deploy import latency
+
+    home = os.path.join(os.path.expanduser("~"), ".cache")
+    for path in (latency.cache_path(), _cache.cache_dir()):
+        assert not os.path.abspath(path).startswith(home), path
+        assert os.path.basename(os.path.dirname(path) if path.endswith(".json") else path).startswith(
+            "kslim-test-cache-"), path
