@@ -1,4 +1,4 @@
-"""How long `make demo` takes: `kslim-slim` with no flags, timed from the shell, and the line it prints last.
+"""How long `make demo` takes: `kslim-slim` with no flags, timed from the shell, and the summary it prints.
 
 `make demo` runs `kslim-slim` with its defaults: the paper's MNIST MLP
 (784-500-300-10 with BN) on the bundled real MNIST, 10 epochs of L1 sparsity
