@@ -137,6 +137,24 @@ def test_the_benchmarks_readme_is_what_its_generator_writes():
     assert done.returncode == 0, done.stderr + "(run python benchmarks/make_readme.py after changing results)"
 
 
+@pytest.mark.parametrize("page", ["README.md", "CHANGELOG.md", "benchmarks/README.md"])
+def test_the_relative_links_of_the_pages_outside_the_site_point_to_files(page):
+    # mkdocs build --strict checks the site's own links; these pages are read on GitHub.
+    text = (ROOT / page).read_text()
+    targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    missing = [t for t in targets if not ((ROOT / page).parent / t).exists()]
+    assert not missing, f"{page} links to missing files: {missing}"
+
+
+def test_keras_style_examples_are_read_as_examples_by_the_api_pages():
+    spec = importlib.util.spec_from_file_location("docs_griffe", DOCS / "hooks" / "griffe_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = "Summary.\n\nArgs:\n    x: a value.\n\nExample:\n\n>>> f(1)\n2\n\nNote:\n    later."
+    assert module.indent_examples(text) == (
+        "Summary.\n\nArgs:\n    x: a value.\n\nExamples:\n    >>> f(1)\n    2\n\nNote:\n    later.")
+
+
 def _flags_hook():
     spec = importlib.util.spec_from_file_location("docs_flags", DOCS / "hooks" / "flags.py")
     module = importlib.util.module_from_spec(spec)
