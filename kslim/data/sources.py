@@ -266,6 +266,8 @@ def info(name, data_dir=None):
         y_test = np.zeros((0,), np.int64)
     names = source.class_names()
     num_classes = len(names) if names else int(y.max()) + 1
+    if not names and source.kind == "npz":  # the classes are the labels (CIFAR's pickles name theirs)
+        _check_classes_present(y, num_classes, source.origin)
     if len(y_test) and int(y_test.max()) >= num_classes:
         where = int(np.argmax(y_test >= num_classes))
         raise ValueError(
@@ -288,6 +290,22 @@ def info(name, data_dir=None):
         "std": tuple(std),
         "augment": default_augment(source, "train", shape),
     }
+
+
+def _check_classes_present(y, num_classes, origin):
+    """Refuses training labels with gaps: a model gets one output per label up to the largest, so a stray
+    label (99 among 0..9) would make a 100-class model whose extra classes never train."""
+    present = np.bincount(y, minlength=num_classes) > 0
+    if present.all():
+        return
+    missing = np.flatnonzero(~present)
+    index = int(np.argmax(y == y.max()))
+    raise ValueError(
+        f"{origin} (train split): the labels are not 0..K-1: label {int(y[index])} of example {index} is the "
+        f"largest, but {len(missing)} of the classes below it ({', '.join(map(str, missing[:5]))}"
+        f"{', ...' if len(missing) > 5 else ''}) have no example; fix that label, or number the classes "
+        "0, 1, ..., K-1."
+    )
 
 
 def default_augment(source, split, image_shape):

@@ -112,7 +112,16 @@ def _accuracy(y_pred, y_true):
     y_true = np.asarray(y_true)
     if y_true.ndim == 2 and y_true.shape[1] > 1:
         y_true = y_true.argmax(axis=1)
-    return float(np.mean(y_pred.argmax(axis=1) == y_true.reshape(-1)))
+    y_true = y_true.reshape(-1)
+    outside = (y_true < 0) | (y_true >= y_pred.shape[1])
+    if outside.any():
+        index = int(np.argmax(outside))
+        raise ValueError(
+            f"validation_data: label {y_true[index]} of example {index} is not a class of the model, which "
+            f"outputs {y_pred.shape[1]} classes (labels 0..{y_pred.shape[1] - 1}); pass the test split of the "
+            "data the model was trained on."
+        )
+    return float(np.mean(y_pred.argmax(axis=1) == y_true))
 
 
 def _compare(y_keras, y_exported, y_true, format, quantize, atol):

@@ -233,6 +233,15 @@ def test_negative_and_out_of_range_labels_are_refused_naming_the_example(tmp_pat
     with pytest.raises(ValueError, match=r"range.npz \(test split\): label 5 of example 1 is out of range: "
                                          r"the training split has 2 classes"):
         kslim.data.info(tmp_path / "range.npz")
+    # One stray training label would make a 100-class model whose extra classes never train.
+    x = _images(40, 8, 8, 1)
+    y = np.arange(40) % 10
+    y[17] = 99
+    np.savez(tmp_path / "stray.npz", x_train=x, y_train=y, x_test=x[:2], y_test=np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"stray.npz \(train split\): the labels are not 0..K-1: label 99 of "
+                                         r"example 17 is the largest, but 89 of the classes below it \(10, 11, 12, "
+                                         r"13, 14, ...\) have no example; fix that label"):
+        kslim.data.info(tmp_path / "stray.npz")
 
 
 def test_tar_gz_of_image_folder_is_extracted_once(image_folder, tmp_path):

@@ -505,3 +505,15 @@ def test_an_int8_average_pooling_exports_as_a_depthwise_convolution_xnnpack_runs
     report = kslim.export(model, tmp_path / "int8.tflite", quantize="int8", representative_data=x)
     assert "AVERAGE_POOL_2D" not in report.ops and "DEPTHWISE_CONV_2D" in report.ops, report.ops
     assert np.abs(_run_tflite(report.path, x) - y).max() <= 0.2 * np.abs(y).max()
+
+
+def test_validation_labels_outside_the_models_classes_are_refused(tmp_path):
+    model = _small_model()
+    classes = int(model.outputs[0].shape[-1])
+    x = np.random.default_rng(0).standard_normal((8, *model.inputs[0].shape[1:])).astype("float32")
+    y = np.arange(8) % classes
+    y[3] = classes + 4
+    with pytest.raises(ValueError, match=rf"label {classes + 4} of example 3 is not a class of the model, which "
+                                         rf"outputs {classes} classes"):
+        kslim.export(model, tmp_path / "m.tflite", validation_data=(x, y))
+    assert not os.listdir(tmp_path)
