@@ -311,6 +311,8 @@ def decide(analysis, budget):
     result = make_plan(model, analysis, pruned, {kind: value}, t, restored=closed - floored, floors=floors,
                        unsliced=floored - pruned)
     _warn_degenerate(result, floors["min_channels"])
+    if kind != "threshold":  # a threshold says itself which factors count as zero
+        _warn_unseparated(analysis, result)
     return result, pruned
 
 
@@ -533,6 +535,27 @@ def _warn_degenerate(plan, min_channels):
             f"The plan cuts {len(floored)} layer(s) down to min_channels={min_channels}: "
             f"{', '.join(floored[:5])}{' ...' if len(floored) > 5 else ''}. Such layers rarely "
             "recover in fine-tuning: lower the ratio, raise min_channels, or set max_layer_ratio.",
+            stacklevel=3,
+        )
+
+
+SEPARATED = 0.01  # a factor below this share of the largest counts as pruned by the training
+
+
+def _warn_unseparated(analysis, plan):
+    """Warns when a budget prunes factors that the sparsity training has not sent toward zero: in a
+    sparsity-trained model the factors split into a group near zero and the rest (Liu et al., Fig. 4);
+    without that split (an untrained model, too few epochs, too small a lam) the plan cuts channels that
+    still carry signal, by rank alone."""
+    top = max(analysis.score.values(), default=0.0)
+    pruned = plan.factors[1]
+    near = sum(analysis.size[r] for r, score in analysis.score.items() if score < SEPARATED * top)
+    if pruned and near < pruned / 2:
+        warnings.warn(
+            f"The scaling factors have not separated: {near} of {plan.factors[0]} are below "
+            f"{SEPARATED:.0%} of the largest ({top:.3g}), but the plan prunes {pruned} "
+            f"(|factor| < {plan.threshold:.4g}), so it cuts channels that still carry signal. Train longer "
+            "with the sparsity penalty, or with a larger lam, before pruning.",
             stacklevel=3,
         )
 

@@ -1,5 +1,7 @@
 """A model with NaN or infinite weights is refused in one line naming the layer, never pruned silently."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -30,3 +32,16 @@ def test_non_finite_weights_are_refused_naming_the_layer(layer, index, change, m
     for call in (lambda: kslim.plan(model, ratio=0.5), lambda: kslim.prune(model, threshold=1e-8)):
         with pytest.raises(ValueError, match=message):
             call()
+
+
+def test_a_budget_on_factors_that_have_not_separated_warns_with_the_numbers():
+    model = archs.vgg()  # untrained: every gamma 1.0
+    with pytest.warns(UserWarning, match=r"The scaling factors have not separated: 0 of 192 are below 1% of the "
+                                         r"largest \(1\), but the plan prunes 92 \(\|factor\| < 1\).*Train longer "
+                                         r"with the sparsity penalty, or with a larger lam"):
+        kslim.plan(model, ratio=0.5)
+    sparse = sparsify(archs.vgg())  # a third of the factors at zero, as sparsity training leaves them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        kslim.plan(sparse, ratio=0.3)
+        kslim.plan(model, threshold=0.5)  # a threshold says itself what counts as zero
