@@ -36,7 +36,7 @@ def command_flags(name):
             args = [_value(a) for a in node.args]
             flag = {"name": args[0], "default": args[1], "required": False}
             if kind == "enum":
-                flag["kind"] = "one of " + ", ".join(args[2])
+                flag["kind"] = "one of " + ", ".join(f"`{v}`" for v in args[2])
                 flag["help"] = args[3] if len(args) > 3 else ""
             else:
                 flag["kind"] = _KINDS.get(kind, kind)
@@ -69,6 +69,7 @@ def flags_table(name):
     rows = ["| flag | type | default | what it does |", "|---|---|---|---|"]
     for flag in command_flags(name):
         text = " ".join(str(flag["help"]).split()).replace("|", "\\|")
+        text = text.replace("<", "&lt;").replace(">", "&gt;")  # runs/slim-<model>-<data> is not a tag
         rows.append(f"| `--{flag['name']}` | {flag['kind']} | {_default(flag)} | {text} |")
     return "\n".join(rows)
 
