@@ -28,10 +28,24 @@ def pruned_groups(analysis, plan):
             f"The plan was made for model '{plan.model_name}' and names layers {unknown[:5]} "
             f"that model '{g.model.name}' does not have; make a new plan for this model."
         )
+    # The plan's layers may all exist in another model with the same widths (a subset of its layers):
+    # the classes and the whole model's size say whether it is the model the plan was made for.
+    before = analysis.cost(set())
+    if [before[0], before[1]] != [plan.params[0], plan.flops[0]]:
+        raise ValueError(
+            f"The plan was made for a model of {plan.params[0]:,} parameters and {plan.flops[0]:,} FLOPs "
+            f"('{plan.model_name}'), but model '{g.model.name}' has {before[0]:,} and {before[1]:,}; make a "
+            "new plan for this model."
+        )
     allowed = analysis.prunable()
     pruned = set()
     for name, rec in plan.layers.items():
         _, node = by_name[name]
+        if rec.get("class", type(node.op).__name__) != type(node.op).__name__:
+            raise ValueError(
+                f"The plan's layer '{name}' is a {rec['class']}, but model '{g.model.name}' has a "
+                f"{type(node.op).__name__} of that name; the plan was made for a different model."
+            )
         ids = g.ids[node.outputs[0]] if node.outputs else []
         if rec["channels"][0] != len(ids):
             raise ValueError(

@@ -373,6 +373,21 @@ def test_a_plan_for_another_model_is_refused():
         kslim.Plan.from_json("{}")
 
 
+def test_a_plan_whose_layers_another_model_also_has_is_refused():
+    model = sparsify(archs.vgg())
+    plan = kslim.plan(model, threshold=1e-6)
+    # The same layers, same widths, and one more layer after them: every name of the plan is found.
+    bigger = keras.Model(model.inputs, L.Dense(7, name="extra")(model.outputs[0]))
+    with pytest.raises(ValueError, match=r"The plan was made for a model of [\d,]+ parameters .* \('vgg'\), but "
+                                         r"model '.*' has [\d,]+ and [\d,]+; make a new plan for this model"):
+        kslim.prune(bigger, plan=plan)
+    data = json.loads(plan.to_json())
+    data["layers"]["block0_bn"]["class"] = "LayerNormalization"
+    with pytest.raises(ValueError, match=r"The plan's layer 'block0_bn' is a LayerNormalization, but model 'vgg' "
+                                         r"has a BatchNormalization of that name"):
+        kslim.prune(model, plan=kslim.Plan.from_json(json.dumps(data)))
+
+
 def test_barriers_keep_their_channels_and_say_why():
     x = inp = keras.Input((8, 8, 3))
     x = L.Conv2D(8, 3, padding="same", name="conv_a")(x)
