@@ -39,8 +39,9 @@ def export(
     The export runs on the same inputs as the Keras model and is refused when
     the outputs differ beyond a tolerance, so a file that exists is a file that
     was checked. TFLite files use builtin operators only (no TensorFlow "Flex"
-    ops): they run on the stock LiteRT runtime; kslim's `ChannelSelect` becomes
-    a `GATHER`.
+    ops): they run on the stock LiteRT runtime; kslim's `ChannelSelect` layers
+    become static slices or zero weights (`selections`), a `GATHER` only with
+    `selections="gather"`.
 
     Quantization (`format="tflite"` only):
 
