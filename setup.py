@@ -14,7 +14,7 @@ _EXPORT = ["ai-edge-litert>=1.2"]
 _PLOTS = ["matplotlib>=3.7"]
 _TFDS = ["tensorflow-datasets>=4.9"]
 _HUB = ["keras-hub>=0.21"]  # KerasHub backbones and tasks, built from their constructors
-_DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]  # `make docs`
+_DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.29", "mkdocstrings-python>=1.16"]  # make docs
 
 setup(
     name="kslim",
