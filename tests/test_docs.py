@@ -155,6 +155,16 @@ def test_keras_style_examples_are_read_as_examples_by_the_api_pages():
         "Summary.\n\nArgs:\n    x: a value.\n\nExamples:\n    >>> f(1)\n    2\n\nNote:\n    later.")
 
 
+_HISTORY = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b|\bissue \d+|re-measured on",
+                      re.I)
+
+
+@pytest.mark.parametrize("page", ["README.md", "CHANGELOG.md", "benchmarks/README.md"] + PAGES[1:])
+def test_the_user_docs_hold_no_commit_hashes_or_issue_numbers(page):
+    found = sorted(set(m.group(0) for m in _HISTORY.finditer((ROOT / page).read_text())))
+    assert not found, f"{page} cites {found}: say what changed and why, in words (history: CHANGELOG.md)"
+
+
 def _flags_hook():
     spec = importlib.util.spec_from_file_location("docs_flags", DOCS / "hooks" / "flags.py")
     module = importlib.util.module_from_spec(spec)
