@@ -190,6 +190,11 @@ class Analysis:
                 why = f"'{node.op.name}' would read a non-constant channel once it is pruned"
                 for key, sets in zip(node.inputs, ins):
                     self._check_reader(key, sets, why)
+                if _unfoldable_constant(node.op):
+                    why = (f"'{node.op.name}' is a transposed convolution of unknown input size: what a "
+                           "constant channel adds to it differs by position and cannot be folded")
+                    for key, sets in zip(node.inputs, zero_ins):
+                        self._check_reader(key, sets, why)  # only channels that become exactly 0 go
             for key in node.outputs:
                 constant[key] = self._propagate(node, index, ins, key, zero_ins)
                 self._zero[key] = self._propagate_zero(node, zero_ins, key)
@@ -382,6 +387,20 @@ class Analysis:
         return params, self._other_flops + sum(f for _, f in after.values())
 
 
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+
+
+def _unfoldable_constant(layer):
+    """Whether a constant input channel of `layer` adds a position-dependent image that `kslim.prune` cannot
+    fold: a transposed convolution (other than 1x1 at stride 1) whose input size is unknown, so that no
+    `BorderBias` image can be computed for it."""
+    if not isinstance(layer, _TRANSPOSED):
+        return False
+    if all(k == 1 for k in layer.kernel_size) and all(s == 1 for s in layer.strides):
+        return False
+    return None in tuple(layer.input.shape[1:-1])
+
+
 def _check_finite(graph):
     """Refuses a model with a NaN or infinite weight, naming the layer: a non-finite scaling factor has no
     rank (every comparison with NaN is false, so a plan would be arbitrary), and any other non-finite weight
@@ -390,7 +409,7 @@ def _check_finite(graph):
     for node in graph.nodes:
         layer = node.op
         factor = get_handler(layer).scaling_factor(layer) if node.role == "scale" else None
-        for variable in layer.weights:
+        for variable in getattr(layer, "weights", ()):  # a keras.ops call has none
             values = keras.ops.convert_to_numpy(variable)
             bad = ~np.isfinite(values)
             if not bad.any():

@@ -206,9 +206,11 @@ def _border_layers(model, borders, records):
         if out is not None:
             kernel = kernel[..., out]
         spatial, padding = _border_geometry(layer)
+        transposed = {"transpose": True, "output_padding": layer.output_padding} if isinstance(
+            layer, _TRANSPOSED) else {}
         border = BorderBias(
             spatial, layer.kernel_size, layer.strides, layer.dilation_rate, padding=padding,
-            name=_unique(taken, f"{name}_border"),
+            name=_unique(taken, f"{name}_border"), **transposed,
         )
         added[name] = (border, kernel.astype(np.float32))
     return added
@@ -346,10 +348,13 @@ def _border_kernel(layer, weights, dropped, c):
         m = depthwise.shape[-1]
         pw = pointwise.reshape(-1, m, pointwise.shape[-1])[dropped]  # (d, m, out)
         return np.einsum("d,...dm,dmo->...o", c, depthwise[..., dropped, :], pw)
+    if isinstance(layer, _TRANSPOSED):  # kernels (spatial..., out, in)
+        return np.tensordot(weights[0][..., dropped], c, axes=([-1], [0]))
     return np.tensordot(weights[0][..., dropped, :], c, axes=([-2], [0]))
 
 
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
 _ZERO_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
 
 
@@ -359,8 +364,18 @@ def _border_geometry(layer):
 
     It is needed by a plain or separable convolution with a kernel wider than 1, a linear activation (the BorderBias
     goes after it) and a static input size, that either pads with zeros itself (padding="same") or
-    reads a ZeroPadding layer (padding="valid": then the padding is the ZeroPadding's).
+    reads a ZeroPadding layer (padding="valid": then the padding is the ZeroPadding's). And by a
+    transposed convolution with a linear activation and a static input size, unless both its kernel
+    and its strides are 1: it scatters each input position over a window, so a constant input gives
+    a different value at each position of a stride period and on the border.
     """
+    if isinstance(layer, _TRANSPOSED):
+        if layer.data_format != "channels_last" or getattr(layer.activation, "__name__", "") != "linear":
+            return None
+        if all(k == 1 for k in layer.kernel_size) and all(s == 1 for s in layer.strides):
+            return None
+        spatial = layer.input.shape[1:-1]
+        return None if None in spatial else (tuple(spatial), layer.padding)
     if not isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D) + _SEPARABLE):
         return None
     if getattr(layer, "groups", 1) != 1 or layer.data_format != "channels_last":
