@@ -2,7 +2,7 @@
 # `make test-keras-oldest` runs the tests that exercise Keras against the oldest Keras that setup.py accepts
 # (CI runs both). It leaves out what does not change with Keras's version, which running twice made CI slow: the
 # command-line tests (subprocesses around the same library calls), tf.data pipelines, LiteRT timing and the
-# JAX-backend check.
+# JAX-backend check, and the docs test (their code blocks run on the newest Keras).
 # `make docs` installs the docs extra and builds the documentation site into site/ with `mkdocs build --strict`
 # (any warning, such as a broken link or a docstring mkdocstrings cannot read, fails it; CI runs it too).
 PYTHON ?= python3
@@ -14,7 +14,7 @@ INSTALL = --retries 10 --resume-retries 10
 RETRY = for try in 1 2 3; do
 UNTIL = && break; [ $$try = 3 ] && exit 1; echo "pip failed; try $$((try + 1)) of 3" >&2; sleep 20; done
 OLDEST_VENV ?= .venv-keras-oldest
-OLDEST_SKIP = tests/cli tests/data tests/deploy/test_latency.py tests/test_jax_backend.py
+OLDEST_SKIP = tests/cli tests/data tests/deploy/test_latency.py tests/test_jax_backend.py tests/test_docs.py
 KERAS_OLDEST := $(shell sed -n 's/.*"keras>=\([0-9.]*\)".*/\1/p' setup.py)
 
 .PHONY: venv demo test test-keras-oldest docs
