@@ -54,7 +54,10 @@ def prune_file(
     """
     output = os.fspath(output)
     if (budget is None) == (plan is None):
-        raise ValueError("prune_file: give a budget or a plan file, exactly one of them.")
+        raise ValueError(
+            "prune_file: give budget= (a kslim.Budget: ratio, threshold, flops_target, params_target or "
+            "latency_target) or plan= (a plan file), exactly one of them."
+        )
     if budget is not None and not isinstance(budget, Budget):
         raise TypeError(f"prune_file: budget must be a kslim.Budget, got {type(budget).__name__}.")
     if not output.endswith(".keras"):
