@@ -86,10 +86,10 @@ def test_tensorflow_start_up_lines_are_dropped_but_real_messages_kept(trained, t
                               "--output", str(out), "--overwrite"], capture_output=True, text=True,
                              timeout=300, env=_NO_LOG_LEVEL)
     assert missing.stderr.strip().splitlines() == [
-        f"kslim-prune: error: No model file at '{tmp_path / 'nope.keras'}'; check the model's path."
+        f"kslim-prune: error: flag --model={tmp_path / 'nope.keras'}: no such file; check the path."
     ]
-    shown = subprocess.run([sys.executable, BIN, "--model", str(tmp_path / "nope.keras"), "--ratio", "0.3",
-                            "--output", str(out), "--verbosity", "0"], capture_output=True, text=True,
+    shown = subprocess.run([sys.executable, BIN, "--model", str(trained), "--ratio", "0.3",
+                            "--output", str(tmp_path / "b.keras"), "--verbosity", "0"], capture_output=True, text=True,
                            timeout=300, env=_NO_LOG_LEVEL)
     assert "oneDNN" in shown.stderr  # --verbosity shows everything again
 
