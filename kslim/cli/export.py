@@ -18,6 +18,7 @@ def export_file(
     int8_io=False,
     overwrite=False,
     selections="auto",
+    atol=None,
 ):
     """Loads a `.keras` file and exports it with `kslim.export`.
 
@@ -46,6 +47,8 @@ def export_file(
         overwrite: bool, replace an existing `output`.
         selections: how channel selections are written to TFLite (`"auto"`,
             `"slices"`, `"fold"` or `"gather"`; see `kslim.export`).
+        atol: optional float, the bound on `max|y_keras - y_exported|` that
+            replaces the default parity rule (see `kslim.export`).
 
     Returns:
         The `ExportReport` of `kslim.export`.
@@ -104,4 +107,5 @@ def export_file(
         int8_io=int8_io,
         overwrite=overwrite,
         selections=selections,
+        atol=atol,
     )

@@ -164,8 +164,9 @@ def export(
         if failure is not None:
             raise ValueError(
                 f"Export of model '{model.name}' to {path} ({format}, quantize={quantize!r}) failed the "
-                f"parity check on {len(x)} {source} inputs: {failure}. Nothing was written; check the "
-                "data matches the model's preprocessing, or pass a looser atol."
+                f"parity check on {len(x)} {source} inputs: {failure}{_parity._classes(stats)}. Nothing was "
+                "written; check the data matches the model's preprocessing, or pass a looser atol "
+                f"(atol={_parity._passing_atol(stats)} would pass)."
             )
         _commit(staged, path, staging)
     except Exception as error:
@@ -353,10 +354,14 @@ class ExportReport:
             f"(output scale {self.output_scale:.3g}) on {self.num_samples} {self.parity_data} inputs"
         )
         if self.agreement is not None:
-            lines.append(f"  same class      {100 * self.agreement:.2f}%")
+            lines.append(
+                f"  same class      {100 * self.agreement:.2f}% of the {self.num_samples} {self.parity_data} "
+                "inputs get the same class from Keras and from the file"
+            )
         if self.keras_accuracy is not None:
             lines.append(
                 f"  accuracy        keras {100 * self.keras_accuracy:.2f}%  "
-                f"exported {100 * self.exported_accuracy:.2f}%"
+                f"exported {100 * self.exported_accuracy:.2f}% (the file's, on the labels of "
+                f"{self.parity_data})"
             )
         return "\n".join(lines)

@@ -16,6 +16,8 @@ sizeable fraction of the scale while the predicted classes stay the same.
 An explicit `atol` replaces the whole rule with `max abs difference ≤ atol`.
 """
 
+import math
+
 import keras
 import numpy as np
 
@@ -122,6 +124,26 @@ def _accuracy(y_pred, y_true):
             "data the model was trained on."
         )
     return float(np.mean(y_pred.argmax(axis=1) == y_true))
+
+
+def _passing_atol(stats):
+    """The smallest round atol that the measured difference passes (for the failure's message)."""
+    diff = stats["max_abs_diff"]
+    if not diff > 0:
+        return "0"
+    step = 10.0 ** (math.floor(math.log10(diff)) - 1)  # two significant digits, rounded up
+    return f"{math.ceil(diff / step * (1 + 1e-9)) * step:.3g}"
+
+
+def _classes(stats):
+    """'; the same class on 99.80% of them, ...' for class-score outputs, else ''."""
+    text = ""
+    if stats.get("agreement") is not None:
+        text += f"; Keras and the file give the same class on {100 * stats['agreement']:.2f}% of them"
+    if stats.get("exported_accuracy") is not None:
+        text += (f", the file's accuracy is {100 * stats['exported_accuracy']:.2f}% "
+                 f"(Keras {100 * stats['keras_accuracy']:.2f}%)")
+    return text
 
 
 def _compare(y_keras, y_exported, y_true, format, quantize, atol):

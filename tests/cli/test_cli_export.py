@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -137,3 +138,21 @@ def test_export_file_passes_selections_and_refuses_its_input_through_a_hard_link
     with pytest.raises(ValueError, match="is the input model file"):
         export_file(keras_file, link, overwrite=True)
     assert os.path.samefile(link, keras_file)
+
+
+def test_atol_is_a_flag_and_the_parity_failure_names_it_with_a_value_that_passes(tmp_path, keras_file):
+    output = tmp_path / "slim.tflite"
+    common = ["--model", keras_file, "--output", output, "--quantize", "int8", "--data", "mnist", "--limit", "200"]
+    refused = _run(*common, "--atol", "0")
+    line = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 1 and line.startswith("kslim-export: error: "), refused.stderr[-2000:]
+    assert "failed the parity check on 200 validation_data inputs" in line
+    assert "Keras and the file give the same class on " in line and "the file's accuracy is " in line
+    suggested = re.search(r"pass a looser atol \(--atol=([\d.e+-]+) would pass\)\.$", line)
+    assert suggested, line
+    assert not output.exists()
+    passed = _run(*common, "--atol", suggested.group(1))
+    assert passed.returncode == 0, passed.stderr[-2000:]
+    assert re.search(r"same class +\d+\.\d\d% of the 200 validation_data inputs get the same class from "
+                     r"Keras and from the file", passed.stdout), passed.stdout
+    assert re.search(r"accuracy +keras \d+\.\d\d% +exported \d+\.\d\d% \(the file's", passed.stdout)
