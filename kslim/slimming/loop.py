@@ -12,7 +12,7 @@ import numpy as np
 
 from kslim.slimming import run_dir as _run_dir
 from kslim import penalties
-from kslim.sparsity.factors import scaling_factors
+from kslim.sparsity.factors import how_to_add_factors, scaling_factors
 from kslim.sparsity.attachment import attach
 from kslim.sparsity.attachment import detach
 from kslim.callbacks.sparsity_monitor import SparsityMonitor
@@ -206,9 +206,7 @@ def slim(
         raise TypeError(f"slim: plots must be True or False, got {plots!r}.")
     if not scaling_factors(model):
         raise ValueError(
-            f"slim: model '{model.name}' has no trainable channel scaling factor. Add "
-            "BatchNormalization layers after its convolutions or dense layers, or add channel "
-            "masks with kslim.add_channel_masks(model)."
+            f"slim: model '{model.name}' has no trainable channel scaling factor: {how_to_add_factors(model)}."
         )
     steps = _batches(train_data, "train_data")
     test_steps = None if test_data is None else _batches(test_data, "test_data")
@@ -235,12 +233,15 @@ def slim(
         "prune_args": dict(sorted(prune_args.items())),
     }
     run = _run_dir.RunDir(run_dir)
-    records = run.open(arguments)
-    job = _Job(
-        run, train_data, test_data, steps, passes, ratio, reg, epochs, finetune_epochs, recipe,
-        max_layer_ratio, prune_args, strategy, callbacks, plots, verbose,
-    )
-    return job.execute(model, records)
+    records = run.open(arguments)  # locks the folder: one run at a time
+    try:
+        job = _Job(
+            run, train_data, test_data, steps, passes, ratio, reg, epochs, finetune_epochs, recipe,
+            max_layer_ratio, prune_args, strategy, callbacks, plots, verbose,
+        )
+        return job.execute(model, records)
+    finally:
+        run.close()
 
 
 @dataclasses.dataclass

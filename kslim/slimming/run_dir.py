@@ -29,6 +29,7 @@ _RUN_FORMAT = "kslim.run/1"
 _METRICS_FORMAT = "kslim.metrics/1"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
+LOCK_FILE = ".kslim.lock"  # the pid of the process running in the folder, while it runs
 
 
 class RunDir:
@@ -37,6 +38,7 @@ class RunDir:
     def __init__(self, path):
         self.path = None if path is None else os.fspath(path)
         self.records = []
+        self._locked = False
 
     def join(self, relative):
         return None if self.path is None else os.path.join(self.path, relative)
@@ -51,6 +53,59 @@ class RunDir:
         if self.path is None:
             return self.records
         arguments = _plain(arguments)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ValueError(f"run_dir {self.path} is a file, not a folder; choose another run_dir.")
+        os.makedirs(self.path, exist_ok=True)
+        self.lock()
+        try:
+            return self._open(arguments)
+        except BaseException:
+            self.close()
+            raise
+
+    def lock(self):
+        """Takes the folder for this process: a second run in it would delete the first's live backup.
+
+        The lock is a file holding the pid, created with `O_CREAT | O_EXCL` (one process wins); a lock
+        whose process no longer runs (killed) is taken over.
+
+        Raises:
+            ValueError: if a running process holds the folder, naming it and its pid.
+        """
+        lock = os.path.join(self.path, LOCK_FILE)
+        for _ in range(10):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = _lock_pid(lock)
+                if pid is not None and _files._alive(pid):
+                    raise ValueError(
+                        f"run_dir {self.path} is in use by another kslim run (pid {pid}); wait for it to "
+                        f"finish or stop it, or choose another run_dir (if no kslim run is there, delete {lock})."
+                    ) from None
+                try:  # a dead process's lock (or one torn while it was written): take it over
+                    os.remove(lock)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self._locked = True
+            return
+        raise ValueError(f"run_dir {self.path}: cannot take its lock {lock}; delete it if no kslim run is in the folder.")
+
+    def close(self):
+        """Gives the folder back (removes the lock this process holds)."""
+        if self._locked:
+            self._locked = False
+            lock = os.path.join(self.path, LOCK_FILE)
+            if _lock_pid(lock) == os.getpid():
+                try:
+                    os.remove(lock)
+                except FileNotFoundError:
+                    pass
+
+    def _open(self, arguments):
         run_file = os.path.join(self.path, RUN_FILE)
         if os.path.isfile(run_file):
             stored = _read_json(run_file, RUN_FILE, self.path)
@@ -62,7 +117,7 @@ class RunDir:
             _check_same(stored.get("arguments", {}), arguments, self.path)
             self.records = self._read_records()
             return self.records
-        if os.path.exists(self.path) and (not os.path.isdir(self.path) or os.listdir(self.path)):
+        if [name for name in os.listdir(self.path) if name != LOCK_FILE]:
             raise ValueError(
                 f"run_dir {self.path} exists and is not a kslim run (it has no {RUN_FILE}); "
                 "choose a new or empty folder."
@@ -133,6 +188,15 @@ class RunDir:
             )
             return []
         return list(data.get("records", []))
+
+
+def _lock_pid(lock):
+    """The pid a lock file holds, or None (gone, empty or torn)."""
+    try:
+        with open(lock) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def read_metrics(path):
