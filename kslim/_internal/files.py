@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 
 from kslim._internal.formatting import first_line
 
@@ -28,6 +29,7 @@ def load_model(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at '{path}'; check the model's path.")
+    check_keras_file(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # zipfile, JSON and deserialization errors alike
@@ -38,6 +40,40 @@ def load_model(path):
     if not isinstance(model, keras.Model):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a keras.Model.")
     return model
+
+
+def check_keras_file(path):
+    """Refuses a file that is not a `.keras` zip (Keras would say "File not found" of it).
+
+    Raises:
+        ValueError: naming the file and what it is instead.
+    """
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as error:
+        raise ValueError(f"Cannot read {path}: {error.strerror}; check the file.") from None
+    if not is_zip:
+        raise ValueError(
+            f"{path} is not a Keras model file: a .keras file is a zip archive, and this one is not (corrupt, "
+            "truncated, or another format); pass a .keras file saved with model.save()."
+        )
+
+
+def check_name(path, what="output"):
+    """Refuses a file name longer than its folder's file system allows (`PC_NAME_MAX`, 255 bytes on ext4),
+    before any work: the write itself would fail only at the end."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        most = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):  # a missing folder is reported by the caller
+        return
+    name = os.fsencode(os.path.basename(path))
+    if len(name) > most:
+        raise ValueError(
+            f"Cannot write the {what} {path}: its file name is {len(name)} bytes, longer than the {most} bytes "
+            f"the file system of {folder} allows; choose a shorter name."
+        )
 
 
 def save_model(model, path):
@@ -69,8 +105,9 @@ def check_output(output, inputs=(), overwrite=False):
         raise FileNotFoundError(
             f"Cannot write {output}: the folder {folder} does not exist; create it first."
         )
+    check_name(output)
     if os.path.lexists(output) and not overwrite:
-        raise FileExistsError(f"{output} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
+        raise FileExistsError(f"{output} already exists; pass overwrite=True to replace it.")
 
 
 def same_file(a, b):
@@ -100,13 +137,16 @@ def write_all_atomic(jobs):
     (a missing or read-only folder, a full disk) leaves no file behind and
     every existing file as it was.
     """
+    jobs = [(os.fspath(path), write) for path, write in jobs]
+    for path, _ in jobs:  # every name, before any work: a plan's name that cannot be written leaves no model
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"Cannot write {path}: the folder {folder} does not exist.")
+        check_name(path)
     staged = []
     try:
         for path, write in jobs:
-            path = os.fspath(path)
             folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                raise FileNotFoundError(f"Cannot write {path}: the folder {folder} does not exist.")
             tmp = temp_path(folder, suffix=os.path.splitext(path)[1])
             staged.append((tmp, path))
             try:
@@ -114,13 +154,26 @@ def write_all_atomic(jobs):
             except Exception as error:
                 if is_disk_full(error):
                     raise disk_full_error(path) from None
-                raise
+                raise _naming(error, tmp, path) from error
         for tmp, path in staged:
             os.replace(tmp, path)
     finally:
         for tmp, _ in staged:
             if os.path.lexists(tmp):
                 os.remove(tmp)
+
+
+def _naming(error, tmp, path):
+    """`error` of a write to the temporary `tmp`, as an error naming the user's `path` instead."""
+    text = first_line(error).replace(tmp, path).replace(os.path.basename(tmp), os.path.basename(path))
+    if os.path.basename(path) not in text:
+        text = f"{text} (writing {path})"
+    if isinstance(error, OSError):
+        reason = error.strerror or text
+        return OSError(f"Cannot write {path}: {reason.replace(tmp, path)}.".replace("..", "."))
+    if isinstance(error, TypeError):
+        return TypeError(text)
+    return ValueError(f"Cannot write {path}: {text}")
 
 
 def temp_path(folder, suffix="", directory=False):

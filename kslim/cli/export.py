@@ -2,7 +2,7 @@
 
 import os
 
-from kslim._internal.files import load_model, same_file
+from kslim._internal.files import check_name, load_model, same_file
 from kslim.deploy.convert import _CALIBRATION_SAMPLES, QUANTIZE_MODES
 from kslim.deploy.exporter import FORMATS, export
 
@@ -78,6 +78,10 @@ def export_file(
         raise ValueError(
             f"The output {output} is the input model file; choose another output path."
         )
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot write {output}: the folder {folder} does not exist; create it first.")
+    check_name(output)  # a SavedModel folder's name too: TensorFlow would fail with a 35-line traceback
     if os.path.lexists(output) and not overwrite:
         raise FileExistsError(f"{output} already exists; pass --overwrite to replace it.")
     if quantize == "int8" and data is None:
