@@ -16,8 +16,10 @@ that holds weights of its own, stays one layer: a barrier the plan names.
 """
 
 import keras
+import numpy as np
 
 from kslim._internal import keras_api
+from kslim._internal.formatting import first_line
 from kslim.pruning.handlers.base import has_handler
 
 
@@ -53,6 +55,8 @@ def _traced(layer, args, kwargs):
         graph = keras.Model(fresh, outputs)
     except Exception:  # noqa: BLE001 - any failure to trace leaves the layer whole, a named barrier
         return None
+    if not _replays(layer, graph, fresh_args, kwargs, fresh):
+        return None
     # Its own layers, and layers without weights that `call` makes (KerasHub's FusedMBConvBlock
     # builds its squeeze-and-excitation's pooling, reshape and multiply there).
     parts = {id(part) for part in keras_api.sublayers(layer, recursive=True)}
@@ -61,6 +65,29 @@ def _traced(layer, args, kwargs):
     if any(id(op) not in parts and op.weights for op in called):
         return None
     return graph, leaves
+
+
+def _replays(layer, graph, args, kwargs, fresh):
+    """Whether the traced `graph` computes what `layer.call` computes, on one random input: a trace can
+    record a value as a constant (KerasHub's SegFormer reshapes by the batch size, which was None while
+    tracing), and such a graph would not run, or would compute something else, on real inputs."""
+    rng = np.random.default_rng(0)
+
+    def sample(t):
+        shape = (1,) + tuple(16 if d is None else int(d) for d in t.shape[1:])
+        dtype = keras.backend.standardize_dtype(t.dtype)
+        return rng.standard_normal(shape).astype(dtype) if "float" in dtype else np.zeros(shape, dtype)
+
+    values = {id(t): sample(t) for t in fresh}
+    concrete = keras.tree.map_structure(lambda a: values.get(id(a), a), args)
+    try:
+        want = keras.tree.flatten(layer.call(*concrete, **kwargs))
+        got = keras.tree.flatten(graph([values[id(t)] for t in fresh]))  # built on a list of inputs
+        return len(want) == len(got) and all(
+            np.allclose(keras.ops.convert_to_numpy(w), keras.ops.convert_to_numpy(g), rtol=1e-4, atol=1e-5)
+            for w, g in zip(want, got))
+    except Exception:  # noqa: BLE001 - a graph that cannot run is not the layer
+        return False
 
 
 def flatten(model):
@@ -82,10 +109,14 @@ def flatten(model):
         # A functional subclass (a KerasHub backbone) may not take (inputs, outputs) in its constructor,
         # which clone_model calls with Keras 3.12: clone its graph as a plain functional model.
         source = keras.Model(model.inputs, model.outputs, name=model.name)
-    copy = keras.models.clone_model(source)
-    copy.set_weights(model.get_weights())
-
-    _keep_names(model, copy)
+    try:
+        copy = keras.models.clone_model(source)
+    except Exception as error:  # noqa: BLE001 - named below, with the layer at fault where one is
+        raise layer_rebuild_error(model) or ValueError(
+            f"Cannot prune '{model.name}': Keras could not rebuild it from its config ({first_line(error)})."
+        ) from error
+    _keep_names(model, copy)  # first: the weights are matched by name where their order differs
+    _copy_weights(model, copy)
     uses = {}
 
     def once(op):
@@ -136,6 +167,60 @@ def flatten(model):
             "the layers (layer.name is set at construction, e.g. name=...)."
         )
     return flat
+
+
+def layer_rebuild_error(model):
+    """A `ValueError` naming the first layer of `model` whose own config does not rebuild it (KerasHub's
+    ViTPatchingAndEmbedding and MiT encoders), or None: why Keras could not rebuild the model, if a layer is."""
+    for layer in keras_api.all_layers(model):
+        if isinstance(layer, keras.Model):
+            continue
+        try:
+            layer.__class__.from_config(layer.get_config())
+        except Exception as own:  # noqa: BLE001 - any failure to rebuild is this layer's
+            return ValueError(
+                f"Cannot prune '{model.name}': its layer '{layer.name}' ({type(layer).__name__}) does not rebuild "
+                f"from its own config ({_innermost(own)}), and kslim rebuilds a model from its layers' configs. "
+                "Fix the layer's get_config (for a library's layer, report it there), or prune a model without it."
+            )
+    return None
+
+
+def _innermost(error):
+    """Keras's deserialization errors end with the exception underneath ("Exception encountered: ...")."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    return last.split("Exception encountered: ", 1)[-1]
+
+
+def _copy_weights(model, copy):
+    """Copies `model`'s weights into `copy` (its clone): as the model lists them, or, where the two list
+    them in different orders (KerasHub's DeepLabV3 segmenter), layer by layer, matched by name."""
+    try:
+        copy.set_weights(model.get_weights())
+        return
+    except ValueError:
+        pass
+    def weighted(m):
+        return [layer for layer in keras_api.all_layers(m) if not isinstance(layer, keras.Model) and layer.weights]
+
+    olds = {layer.name: layer for layer in weighted(model)}
+    # Where from_config renamed a layer, the n-th of a class with weights is the n-th in the model.
+    by_class = {}
+    for layer in weighted(model):
+        by_class.setdefault(type(layer), []).append(layer)
+    seen = {}
+    for new in weighted(copy):
+        n = seen[type(new)] = seen.get(type(new), -1) + 1
+        old = olds.get(new.name)
+        if old is None and len(by_class.get(type(new), ())) > n:
+            old = by_class[type(new)][n]
+        if old is None or type(old) is not type(new):
+            raise ValueError(
+                f"Cannot prune '{model.name}': its copy has a layer '{new.name}' ({type(new).__name__}) that the "
+                "model has not, so its weights cannot be copied; prune the model without the part that holds it."
+            )
+        new.set_weights(old.get_weights())
 
 
 def _keep_names(model, copy):

@@ -2,6 +2,7 @@
 
 from kslim.pruning import nesting
 from kslim.pruning import surgery
+from kslim.pruning import verify
 from kslim.pruning.analysis import Analysis
 from kslim.pruning.planner import Plan
 from kslim.pruning.planner import decide, make_budget, make_plan
@@ -140,7 +141,7 @@ def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=Tru
     """
     if compensate not in (True, False, "interior"):
         raise ValueError(f"compensate={compensate!r} is not supported; use True, False or 'interior'.")
-    model = nesting.flatten(model)  # a backbone used as a layer is pruned through, inlined
+    original, model = model, nesting.flatten(model)  # a backbone used as a layer is pruned through, inlined
     if plan is not None:
         if budget is not None:
             raise ValueError("Give either plan= or a budget (ratio, threshold, ...), not both.")
@@ -159,6 +160,8 @@ def prune_and_plan(model, budget=None, plan=None, compensate=True, rebalance=Tru
     else:
         analysis = Analysis(model, exclude=budget.exclude)  # the one analysis of this prune
         plan, pruned = decide(analysis, budget)
-    return plan, surgery.rebuild(
-        model, analysis, plan, pruned, compensate=compensate, rebalance=rebalance
-    )
+    slim = surgery.rebuild(model, analysis, plan, pruned, compensate=compensate, rebalance=rebalance)
+    # Returned only once it ran on inputs of the model's shape and, with exact compensation, matched the
+    # masked model: a rebuilt layer that cannot be called or that computes otherwise is an error, not a model.
+    verify.check(model, slim, plan, compare=compensate is True, original=original)
+    return plan, slim

@@ -13,7 +13,7 @@ from kslim.layers.border_bias import BorderBias
 from kslim.layers.channel_mask import ChannelMask
 from kslim.layers.channel_select import ChannelSelect
 from kslim._internal import keras_api
-from kslim.pruning import compensation, config_edit
+from kslim.pruning import compensation, config_edit, nesting
 from kslim.pruning.handlers import get_handler
 from kslim.pruning.rebalance import spread_mask_gains
 
@@ -137,7 +137,8 @@ def rebuild(model, analysis, plan, pruned, compensate=True, rebalance=True):
         else:
             new = _clone(model, records, edit, folded, added, dead)
     except Exception as e:  # the configs were edited consistently; say where it broke
-        raise ValueError(f"Could not rebuild pruned model '{model.name}': {e}") from e
+        raise nesting.layer_rebuild_error(model) or ValueError(
+            f"Could not rebuild pruned model '{model.name}': {e}") from e
     kernels = {border.name: kernel for border, kernel in added.values()}
     for layer in new.layers:
         if layer.name in kernels:

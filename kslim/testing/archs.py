@@ -345,6 +345,52 @@ def hub_resnet_classifier():
     return _hub().ResNetImageClassifier(backbone=hub_resnet(), num_classes=10)
 
 
+def hub_vit():
+    return _hub().ViTBackbone(image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                              mlp_dim=64)
+
+
+def hub_mit():
+    return _hub().MiTBackbone(
+        layerwise_depths=[1, 1], num_layers=2, layerwise_num_heads=[1, 2], layerwise_sr_ratios=[2, 1],
+        max_drop_path_rate=0.0, layerwise_patch_sizes=[7, 3], layerwise_strides=[4, 2], hidden_dims=[16, 32],
+        image_shape=(32, 32, 3))
+
+
+def hub_deeplab():
+    hub = _hub()
+    backbone = hub.DeepLabV3Backbone(image_encoder=hub_resnet(), low_level_feature_key="P2",
+                                     spatial_pyramid_pooling_key="P3", dilation_rates=[2, 4], upsampling_size=2,
+                                     projection_filters=16)
+    return hub.DeepLabV3ImageSegmenter(backbone=backbone, num_classes=3)
+
+
+def hub_segformer():
+    hub = _hub()
+    return hub.SegFormerImageSegmenter(backbone=hub.SegFormerBackbone(image_encoder=hub_mit(), projection_filters=16),
+                                       num_classes=3)
+
+
+# Transformer and segmentation tasks: kslim prunes them exactly or refuses them with its own ValueError.
+HUB_TASKS = {"hub_vit": hub_vit, "hub_mit": hub_mit, "hub_deeplab": hub_deeplab, "hub_segformer": hub_segformer}
+
+
+def unet(input_shape=(16, 16, 3), classes=3):
+    """A small U-Net-style encoder-decoder: two strided convolutions down, two Conv2DTranspose up, a skip
+    concatenation at each scale (a decoder whose transposed convolutions read pruned constant channels)."""
+    x = inp = keras.Input(input_shape)
+    e1 = _cbr(x, 16, "enc1")
+    e2 = _cbr(e1, 32, "enc2", strides=2)
+    b = _cbr(e2, 32, "bottom", strides=2)
+    u2 = L.Conv2DTranspose(32, 4, strides=2, padding="same", name="up2")(b)
+    u2 = L.ReLU(name="up2_relu")(L.BatchNormalization(momentum=0.9, name="up2_bn")(u2))
+    d2 = _cbr(L.Concatenate(name="skip2")([u2, e2]), 32, "dec2")
+    u1 = L.Conv2DTranspose(16, 3, strides=2, padding="same", name="up1")(d2)
+    u1 = L.ReLU(name="up1_relu")(L.BatchNormalization(momentum=0.9, name="up1_bn")(u1))
+    d1 = _cbr(L.Concatenate(name="skip1")([u1, e1]), 16, "dec1")
+    return keras.Model(inp, L.Conv2D(classes, 1, name="head")(d1), name="unet")
+
+
 HUB = {
     "hub_resnet": hub_resnet,
     "hub_resnet_v2": hub_resnet_v2,

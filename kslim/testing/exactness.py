@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from kslim.layers.channel_mask import ChannelMask
+from kslim.pruning import verify
 from kslim.sparsity.factors import scaling_factors
 
 
@@ -57,22 +58,11 @@ def _all_layers(model):
 
 def masked_output(model, plan, x):
     """What `model` computes on `x` with the scaling factors `plan` prunes ("zeroed") set to 0: the output
-    a model pruned by `plan` must reproduce. The factors are restored afterwards, even on error."""
-    saved = []
-    for layer, variable in scaling_factors(model):
-        zeroed = (plan.layers.get(layer.name) or {}).get("zeroed")
-        if zeroed:
-            value = keras.ops.convert_to_numpy(variable)
-            saved.append((variable, value.copy()))
-            value[zeroed] = 0.0
-            variable.assign(value)
-    if not saved:
+    a model pruned by `plan` must reproduce (`kslim.pruning.verify.masked_output`, for one output)."""
+    if not any(rec.get("zeroed") for rec in plan.layers.values()):
         raise ValueError("the plan prunes no scaling factor: there is no masked model to compare with")
-    try:
-        return keras.ops.convert_to_numpy(model(x, training=False))
-    finally:
-        for variable, value in saved:
-            variable.assign(value)
+    outputs = verify.masked_output(model, plan, x)
+    return outputs[0] if len(outputs) == 1 else outputs
 
 
 def inputs(model, n=4, seed=1):

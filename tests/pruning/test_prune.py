@@ -749,3 +749,30 @@ def test_composite_custom_layers_are_inlined_and_untraceable_ones_are_named_barr
     assert _rel_err(model(x, training=False), slim(x, training=False)) <= 1e-5
     names = {layer.name for layer in slim.layers}
     assert {"blockA_conv", "blockA_bn", "opaque"} <= names and "blockA" not in names
+
+
+def test_prune_returns_only_a_model_that_runs_and_computes_what_the_masked_one_does(monkeypatch):
+    from kslim.pruning import surgery
+
+    model = sparsify(archs.vgg())
+    rebuild = surgery.rebuild
+
+    def wrong_weights(*args, **kwargs):
+        slim = rebuild(*args, **kwargs)
+        slim.get_layer("fc1").set_weights([w + 1.0 for w in slim.get_layer("fc1").get_weights()])
+        return slim
+
+    monkeypatch.setattr(surgery, "rebuild", wrong_weights)
+    with pytest.raises(ValueError, match=r"The pruned 'vgg' computes something else than the masked model: max "
+                                         r"\|difference\| [\d.e+-]+ for outputs of scale"):
+        kslim.prune(model, threshold=1e-6)
+    kslim.prune(model, threshold=1e-6, compensate=False)  # no fold asked for: not compared
+
+    def cannot_run(*args, **kwargs):
+        x = keras.Input((3, 3, 3))
+        return keras.Model(x, L.Dense(10)(L.Flatten()(x)))
+
+    monkeypatch.setattr(surgery, "rebuild", cannot_run)
+    with pytest.raises(ValueError, match=r"The pruned 'vgg' cannot run on inputs of the model's shape \(\(2, 16, 16, "
+                                         r"3\)\)"):
+        kslim.prune(model, threshold=1e-6)
