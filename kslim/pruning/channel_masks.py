@@ -3,7 +3,9 @@
 import keras
 
 from kslim.layers.channel_mask import ChannelMask
+from kslim._internal import keras_api
 from kslim.pruning import config_edit
+from kslim.pruning import nesting
 from kslim.pruning.analysis import Analysis
 
 
@@ -21,7 +23,10 @@ def add_channel_masks(model, exclude=()):
     BN instead: in training BN divides by the batch statistics, so a mask
     before it would not change the loss and L1 would shrink every mask alike;
     after it, the mask is the gamma the BN lacks, and `kslim.prune` folds it
-    into the BN as one. Weights are copied; `model` is not modified.
+    into the BN as one. Weights are copied; `model` is not modified. Nested
+    models (a backbone called as one layer, a `Sequential` stem) are inlined
+    first, as `kslim.prune` does, so their layers get masks too, and the
+    result is one flat functional model with the same layer names.
 
     Reference: Yang et al., "Structured Pruning of Convolutional
     Neural Networks via L1 Regularization", IEEE Access 2019.
@@ -41,21 +46,35 @@ def add_channel_masks(model, exclude=()):
     >>> masked = kslim.add_channel_masks(lenet)
     >>> kslim.attach(masked, lam=1e-4)
     """
+    model = nesting.flatten(model)  # masks go inside nested models too, as prune prunes through them
+    if keras_api.is_functional_subclass(model):  # a KerasHub backbone: its config holds its constructor's
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     analysis = Analysis(model)
     g = analysis.graph
     out_groups = {g.group(c) for key in g.output_keys for c in g.ids[key]}
-    targets = []
+    targets, why = [], {"excluded": 0, "scored by a BatchNormalization or mask": 0, "feeding the output": 0,
+                        "read by a normalization that mixes channels": 0}
     for index, node in enumerate(g.nodes):
-        if node.role != "producer" or node.op.name in exclude:
+        if node.role != "producer":
             continue
         groups = {g.group(c) for c in g.ids[node.outputs[0]]}
-        if groups & out_groups or any(r in analysis.score for r in groups):
-            continue
-        targets.append((node.op, _unscaled_bn_after(g, node)))
+        if node.op.name in exclude:
+            why["excluded"] += 1
+        elif groups & out_groups:
+            why["feeding the output"] += 1
+        elif any(r in analysis.score for r in groups):
+            why["scored by a BatchNormalization or mask"] += 1
+        elif any(isinstance(g.nodes[j].op, _MIXING) for j in g.consumers[node.outputs[0]]):
+            # A GroupNormalization after the mask would renormalise a zeroed channel's group: pruning it
+            # could never be exact, so the mask would only train.
+            why["read by a normalization that mixes channels"] += 1
+        else:
+            targets.append((node.op, _unscaled_bn_after(g, node)))
     if not targets:
+        counted = ", ".join(f"{n} {reason}" for reason, n in why.items() if n) or "none found"
         raise ValueError(
-            f"Model '{model.name}' has no Conv/Dense layer that could take a ChannelMask: every "
-            "one is already followed by BatchNormalization, excluded, or feeds the output."
+            f"Model '{model.name}' has no Conv/Dense layer that could take a ChannelMask ({counted}); "
+            "masks are for producers that no scaling factor scores yet."
         )
     is_sequential = isinstance(model, keras.Sequential)
     config = model.get_config()
@@ -80,6 +99,9 @@ def add_channel_masks(model, exclude=()):
         if not isinstance(layer, ChannelMask) and layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return new
+
+
+_MIXING = (keras.layers.GroupNormalization, keras.layers.LayerNormalization)
 
 
 def _unscaled_bn_after(g, node):

@@ -5,6 +5,8 @@ import json
 import math
 import warnings
 
+import keras
+
 from kslim.pruning.handlers import get_handler
 from kslim.pruning import nesting
 from kslim.pruning.analysis import Analysis
@@ -285,7 +287,10 @@ def decide(analysis, budget):
     if not analysis.score:
         from kslim.sparsity.factors import how_to_add_factors  # sparsity imports pruning
 
-        raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: {how_to_add_factors(model)}.")
+        barriers = [n.reason for n in analysis.graph.nodes
+                    if isinstance(n.op, keras.layers.BatchNormalization) and n.role == "barrier"]
+        raise ValueError(f"Model '{model.name}' has no channel scaling factors to score: "
+                         f"{how_to_add_factors(model, barriers)}.")
     if budget.round_to is None or budget.round_inputs_to is None:  # runtime="litert": the tiles measured here
         from kslim.deploy.latency import channel_tile  # deploy imports pruning
 
@@ -644,6 +649,13 @@ def make_plan(model, analysis, pruned, budgets, threshold, restored=(), floors=N
     kept_reasons = {}
     for root, reason in analysis.blocked.items():
         kept_reasons[reason] = kept_reasons.get(reason, 0) + analysis.size[root]
+    unscored = {}  # scaling factors in a layer the analysis keeps whole (a shared BN): kept, and why
+    for node in g.nodes:
+        if node.role == "barrier" and isinstance(node.op, keras.layers.Layer) and node.outputs \
+                and get_handler(node.op).scaling_factor(node.op):
+            unscored[id(node.op)] = (f"not scored: {node.reason}", len(g.ids[node.outputs[0]]))
+    for reason, count in unscored.values():
+        kept_reasons[reason] = kept_reasons.get(reason, 0) + count
     if any(analysis.size.get(r) for r in restored):  # a stream channel alone holds no factor to count
         active = [f"{k}={v}" for k, v in (floors or {}).items()
                   if k not in ("round_narrow", "remove_layers") and v not in (None, 1)]

@@ -51,21 +51,42 @@ def scaling_factors(model, exclude=()):
     return found
 
 
-def how_to_add_factors(model):
-    """The fix for a model without channel scaling factors, for error messages.
+def how_to_add_factors(model, barriers=()):
+    """The fix for a model without channel scaling factors to score, for error messages.
 
-    A model whose BatchNormalization layers have `scale=False` (InceptionV3)
-    already has BN: it is told to add masks, not to add BN.
+    It says what the model has: frozen BatchNormalization (unfreeze it), BN
+    with `scale=False` (InceptionV3: masks), BN on another axis, BN that the
+    analysis keeps whole (`barriers`: the reasons of BN calls it kept, such
+    as a shared sub-model called twice), GroupNormalization or
+    LayerNormalization (which mix a group's channels: no mask makes them
+    prunable), or none at all.
     """
-    unscaled = [layer for layer in iter_layers(model)
-                if isinstance(layer, keras.layers.BatchNormalization) and not layer.scale]
+    layers = list(iter_layers(model))
+    bns = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if barriers:
+        more = f" (and {len(barriers) - 1} more)" if len(barriers) > 1 else ""
+        return (f"its BatchNormalization layers are kept whole: {barriers[0]}{more}; a layer called more than "
+                "once (a shared sub-model) is pruned the same way for every call, which kslim cannot do: give each "
+                "call its own layers")
+    frozen = [layer for layer in bns if not layer.trainable]
+    if frozen:
+        return (f"its {len(frozen)} BatchNormalization layers are frozen (trainable=False, e.g. '{frozen[0].name}'), "
+                "and kslim scores only factors that train; set trainable = True on them (or on their backbone) "
+                "before sparsity training")
+    unscaled = [layer for layer in bns if not layer.scale]
     if unscaled:
         return (
             f"its {len(unscaled)} BatchNormalization layers have scale=False, so no gamma scores a channel "
             f"(e.g. '{unscaled[0].name}'); kslim.add_channel_masks(model) puts a trainable mask after each"
         )
-    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in iter_layers(model)):
-        return ("its BatchNormalization layers score no channel kslim can prune (frozen, excluded, or not on "
-                "the channel axis); kslim.add_channel_masks(model) adds masks after its convolutions")
+    if bns:
+        return (f"its BatchNormalization layers do not normalise the channel axis (e.g. '{bns[0].name}' has "
+                f"axis={bns[0].axis}); kslim prunes the last axis (channels_last): build the model channels_last")
+    grouped = [layer for layer in layers
+               if isinstance(layer, (keras.layers.GroupNormalization, keras.layers.LayerNormalization))]
+    if grouped:
+        return (f"it normalises with {type(grouped[0]).__name__} (e.g. '{grouped[0].name}'), which mixes the "
+                "channels of a group, so no channel can be removed without changing the others, and masks "
+                "before it would not make them prunable either; use BatchNormalization to slim it")
     return ("add BatchNormalization (scale=True) after its convolutions or dense layers, or use "
             "kslim.add_channel_masks(model)")
