@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import shutil
+import warnings
 
 import keras
 
@@ -10,6 +11,7 @@ from kslim._internal import files as _files
 from kslim._internal.formatting import human
 from kslim.deploy import convert as _convert
 from kslim.deploy import lowering as _lowering
+from kslim.deploy import precision as _precision
 from kslim.deploy import samples as _samples
 from kslim.deploy import parity as _parity
 from kslim.deploy.ops import builtin_ops, list_ops
@@ -120,6 +122,14 @@ def export(
     """
     _check_model(model)
     path = _check_arguments(path, format, quantize, representative_data, int8_io, overwrite, selections)
+    policy = _precision.mixed_policy(model)
+    if policy is not None and format == "tflite":
+        # The converter fails on a mixed policy's float16 casts ("no TFLite builtin kernel: AddV2, Conv2D, ...").
+        warnings.warn(
+            f"Model '{model.name}' computes in {policy}: the TFLite file is exported from a float32 copy with "
+            "the same weights, and checked against that copy (quantize='float16' or 'int8' gives a smaller file).",
+            stacklevel=2)
+        model = _precision.float32_copy(model)
     x_rep, _ = _samples._as_arrays(representative_data, model, "representative_data", _PARITY_SAMPLES)
     x_val, y_val = _samples._as_arrays(validation_data, model, "validation_data")
     if x_val is not None:

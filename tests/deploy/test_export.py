@@ -517,3 +517,22 @@ def test_validation_labels_outside_the_models_classes_are_refused(tmp_path):
                                          rf"outputs {classes} classes"):
         kslim.export(model, tmp_path / "m.tflite", validation_data=(x, y))
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_model_exports_from_a_float32_copy_and_says_so(tmp_path, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        x = keras.Input((8, 8, 3))
+        h = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, name="conv")(x)))
+        model = keras.Model(x, keras.layers.Dense(3, dtype="float32")(keras.layers.Flatten()(h)), name="mixed")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # It failed with "needs TensorFlow ops with no TFLite builtin kernel: BiasAdd, Conv2D", naming no cause.
+    with pytest.warns(UserWarning, match=rf"Model 'mixed' computes in {policy}: the TFLite file is exported from a "
+                                         r"float32 copy with the same weights"):
+        report = kslim.export(model, tmp_path / "m.tflite")
+    xs = np.random.default_rng(0).standard_normal((4, 8, 8, 3)).astype("float32")
+    y = keras.ops.convert_to_numpy(model(xs, training=False)).astype("float32")
+    assert np.abs(_run_tflite(report.path, xs) - y).max() <= 0.05 * np.abs(y).max()
+    assert model.layers[1].dtype_policy.name == policy  # the user's model is left as it was
