@@ -13,6 +13,7 @@ from kslim._internal.formatting import first_line
 # process that made it is gone (killed during a write), the next write into the same folder
 # removes it.
 _TEMP = re.compile(r"^\.kslim-(\d+)-")
+MAX_CONFIG_BYTES = 64 * 2**20  # a config is the JSON of the layers: kilobytes, a few MiB for the deepest nets
 
 
 def load_model(path):
@@ -57,6 +58,20 @@ def check_keras_file(path):
             f"{path} is not a Keras model file: a .keras file is a zip archive, and this one is not (corrupt, "
             "truncated, or another format); pass a .keras file saved with model.save()."
         )
+    # Keras reads config.json whole into memory and parses it: a 2 GiB one took 4.8 GB. The zip's
+    # directory says how large it is before a byte of it is read.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a Keras model file: its zip directory is damaged ({error}).") from None
+    for name in ("config.json", "metadata.json"):
+        if sizes.get(name, 0) > MAX_CONFIG_BYTES:
+            raise ValueError(
+                f"{path} is not a Keras model kslim will read: its {name} is {sizes[name]:,} bytes, over the "
+                f"{MAX_CONFIG_BYTES // 2**20} MiB a model's configuration needs (a damaged or hostile file); "
+                "pass a .keras file saved with model.save()."
+            )
 
 
 def check_name(path, what="output"):
