@@ -184,8 +184,8 @@ def _naming(error, tmp, path):
     if os.path.basename(path) not in text:
         text = f"{text} (writing {path})"
     if isinstance(error, OSError):
-        reason = error.strerror or text
-        return OSError(f"Cannot write {path}: {reason.replace(tmp, path)}.".replace("..", "."))
+        reason = (error.strerror or text).replace(tmp, path).rstrip(".")
+        return OSError(f"Cannot write {path}: {reason}.")
     if isinstance(error, TypeError):
         return TypeError(text)
     return ValueError(f"Cannot write {path}: {text}")

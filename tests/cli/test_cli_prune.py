@@ -114,7 +114,7 @@ def test_errors_name_the_file_and_leave_nothing(trained, tmp_path):
     with pytest.raises(ValueError, match="must end in .keras"):
         prune_file(trained, tmp_path / "slim.h5", budget=kslim.Budget(ratio=0.5), print_fn=None)
     out.write_text("keep me")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
         prune_file(trained, out, budget=kslim.Budget(ratio=0.5), print_fn=None)
     assert out.read_text() == "keep me"
     out.unlink()
