@@ -72,6 +72,9 @@ class Command:
                 return f"--no{name}"
             return f"--{name}={value.strip(chr(39))}"
 
+        # An export is written into a `.kslim-<pid>-<random>.tmp/` folder beside the output, under the
+        # output's name: without that folder, the path is the user's.
+        text = re.sub(r"\.kslim-\d+-[A-Za-z0-9_]+\.tmp/", "", text)
         return re.sub(r"(?<![\w.\-])([a-z_][a-z0-9_]*)=('[^']*'|[\w.+\-]*\w)", flag, text)
 
 

@@ -144,8 +144,10 @@ def test_atol_is_a_flag_and_the_parity_failure_names_it_with_a_value_that_passes
     output = tmp_path / "slim.tflite"
     common = ["--model", keras_file, "--output", output, "--quantize", "int8", "--data", "mnist", "--limit", "200"]
     refused = _run(*common, "--atol", "0")
-    line = refused.stderr.strip().splitlines()[-1]
-    assert refused.returncode == 1 and line.startswith("kslim-export: error: "), refused.stderr[-2000:]
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1, refused.stderr[-2000:]
+    line = lines[0]
+    assert line.startswith("kslim-export: error: ")
     assert "failed the parity check on 200 validation_data inputs" in line
     assert "Keras and the file give the same class on " in line and "the file's accuracy is " in line
     suggested = re.search(r"pass a looser atol \(--atol=([\d.e+-]+) would pass\)\.$", line)

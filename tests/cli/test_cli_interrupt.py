@@ -21,7 +21,8 @@ _HOLD = (
 
 
 def _slim(*args):
-    return [sys.executable, os.path.join(BIN, "kslim-slim"), "--limit", "256", "--epochs", "30",
+    # Long enough that the Ctrl-C always comes during training.
+    return [sys.executable, os.path.join(BIN, "kslim-slim"), "--limit", "1024", "--epochs", "500",
             "--finetune_epochs", "1", "--noplots", *args]
 
 
@@ -53,7 +54,7 @@ def test_ctrl_c_during_training_is_one_line_and_exit_code_130_and_the_run_resume
 def test_ctrl_c_of_a_command_that_does_not_resume_says_nothing_was_written(tmp_path):
     output = tmp_path / "o.keras"
     process = subprocess.Popen([sys.executable, os.path.join(BIN, "kslim-train"), "--model", "mlp", "--limit",
-                                "256", "--epochs", "30", "--output", str(output)], stdout=subprocess.PIPE,
+                                "1024", "--epochs", "500", "--output", str(output)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
         _wait_for(process, "training of ")

@@ -62,3 +62,32 @@ def test_a_warning_is_one_line_in_the_commands_words(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines and all(line.startswith("kslim-prune: warning: ") for line in lines), result.stderr
     assert "UserWarning" not in result.stderr and ".py:" not in result.stderr
+
+
+_WORDS = """
+import importlib.util, sys
+from absl import flags
+spec = importlib.util.spec_from_file_location("command", sys.argv[1])
+command = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(command)
+flags.DEFINE_bool("overwrite", False, "")
+flags.DEFINE_bool("plots", True, "")
+flags.DEFINE_float("atol", None, "")
+flags.DEFINE_string("selections", None, "")
+flags.FLAGS(["x"])
+print(command.Command("kslim-x").words(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("library,command", [
+    ("b.keras already exists; pass overwrite=True to replace it.", "b.keras already exists; pass --overwrite to replace it."),
+    ("pass a looser atol (atol=0.52 would pass).", "pass a looser atol (--atol=0.52 would pass)."),
+    ("or pass plots=False.", "or pass --noplots."),
+    ("Permission denied: '/data/.kslim-4492-c28sq26o.tmp/m.tflite'", "Permission denied: '/data/m.tflite'"),
+    ("selections='gather' writes one; lam=1e-3 is not a flag here", "--selections=gather writes one; lam=1e-3 is not a flag here"),
+])
+def test_a_library_argument_that_is_a_flag_is_written_as_the_flag(library, command):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "kslim", "_internal", "command.py")
+    done = subprocess.run([sys.executable, "-c", _WORDS, path, library], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == command
