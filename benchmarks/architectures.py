@@ -28,7 +28,11 @@ Architectures: the keras.applications families of the installed Keras
 (`weights=None`; 64x64 inputs, 96x96 where a family needs more), three
 transfer-learning shapes and their flat twins, and KerasHub backbones and an
 ImageClassifier built from their constructors (`kslim.testing.archs.HUB`;
-skipped without keras-hub). Results: benchmarks/results/architectures.json and
+skipped without keras-hub), a U-Net-style decoder with `Conv2DTranspose`
+(`archs.unet`), and KerasHub's transformer and segmentation tasks
+(`archs.HUB_TASKS`: ViT, MiT, DeepLabV3, SegFormer), each pruned exactly or
+refused with kslim's own `ValueError` (the table lists the refusals), never a
+model that cannot run. Results: benchmarks/results/architectures.json and
 architectures.md.
 
 Usage:
@@ -97,7 +101,9 @@ def _transfer(name, wrap):
 
 def builders(only=None):
     """`{row name: (source, builder)}` of every architecture, in table order."""
-    out = {}
+    from kslim.testing import archs
+
+    out = {"unet": ("decoder", archs.unet)}
     for name, size, extra in APPLICATIONS:
         out[name] = ("keras.applications", lambda n=name, s=size, e=extra: _application(n, s, e))
     for name in TRANSFER:
@@ -114,6 +120,8 @@ def builders(only=None):
 
         for name, build in archs.HUB.items():
             out[name] = ("KerasHub", build)
+        for name, build in archs.HUB_TASKS.items():
+            out[name] = ("KerasHub task", build)
     except ImportError:
         print("keras-hub is not installed: the KerasHub rows are skipped", flush=True)
     if only:
@@ -126,16 +134,23 @@ def measure(name, source, build):
     import numpy as np
 
     import kslim
-    from kslim.testing.exactness import inputs, rel_err, sparsify
+    from kslim.pruning.verify import sample_inputs
+    from kslim.testing.exactness import rel_err, sparsify
 
     keras.utils.set_random_seed(0)
     model = build()
     masks = not kslim.scaling_factors(model)
-    if masks:
-        model = kslim.add_channel_masks(model)
     row = {"model": name, "source": source, "class": type(model).__name__, "input": list(model.input_shape[1:]),
-           "masks": masks, "factors": sum(int(v.shape[0]) for _, v in kslim.scaling_factors(model))}
-    x = inputs(model, n=2)
+           "masks": masks}
+    if masks:
+        try:
+            model = kslim.add_channel_masks(model)
+        except ValueError as error:  # kslim's own refusal, naming the layer: recorded as such
+            row["refused"] = str(error).splitlines()[0]
+            print(f"{name:28s} refused: {row['refused'][:160]}", flush=True)
+            return row
+    row["factors"] = sum(int(v.shape[0]) for _, v in kslim.scaling_factors(model))
+    x = sample_inputs(model)
     twin = TWINS[name]() if name in TWINS else None
     for beta_zero in (True, False):
         sparsify(model, frac=0.4, beta_zero=beta_zero)
@@ -143,8 +158,13 @@ def measure(name, source, build):
             _copy_by_name(sparsify(twin, frac=0.4, beta_zero=beta_zero), model)
         before = keras.ops.convert_to_numpy(model(x, training=False))
         start = time.perf_counter()
-        plan = kslim.plan(model, threshold=1e-8)
-        slim = kslim.prune(model, plan=plan)
+        try:
+            plan = kslim.plan(model, threshold=1e-8)
+            slim = kslim.prune(model, plan=plan)
+        except ValueError as error:  # kslim's own refusal, naming the layer: recorded as such
+            row["refused"] = str(error).splitlines()[0]
+            print(f"{name:28s} refused: {row['refused'][:160]}", flush=True)
+            return row
         seconds = time.perf_counter() - start
         error = rel_err(before, slim(x, training=False))
         if beta_zero:
@@ -195,6 +215,8 @@ def markdown(rows, machine):
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        if "refused" in r:
+            continue
         kind = r["source"] + (" (masks)" if r["masks"] else "")
         lines.append(
             f"| {r['model']} | {kind} | {r['factors']:,} | {r['removed'] / max(r['zeroed'], 1):.0%} | "
@@ -210,7 +232,12 @@ def markdown(rows, machine):
         for r, f in pairs:
             a, b = (100 * (1 - x["params"][1] / x["params"][0]) for x in (r, f))
             lines.append(f"| {r['model']} | {a:.1f}% | {b:.1f}% | {a - b:+.2f} |")
-    barriers = [(r["model"], b) for r in rows for b in r["barriers"]]
+    refused = [r for r in rows if "refused" in r]
+    if refused:
+        lines += ["", "Refused with kslim's `ValueError` (no model returned):", "", "| model | source | error |",
+                  "| --- | --- | --- |"]
+        lines += [f"| {r['model']} | {r['source']} | {r['refused'].replace('|', '/')} |" for r in refused]
+    barriers = [(r["model"], b) for r in rows for b in r.get("barriers", ())]
     if barriers:
         lines += ["", "Barriers the plans name (channels kept; a handler would remove them):", ""]
         lines += [f"- {m}: {b}" for m, b in barriers]

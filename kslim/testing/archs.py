@@ -357,12 +357,18 @@ def hub_mit():
         image_shape=(32, 32, 3))
 
 
-def hub_deeplab():
+def hub_deeplab(size=None):
+    """KerasHub's DeepLabV3 segmenter over `hub_resnet`, for any input size, or called on a `size` x `size`
+    input (a model of fixed size, which `kslim.profile` can count)."""
     hub = _hub()
     backbone = hub.DeepLabV3Backbone(image_encoder=hub_resnet(), low_level_feature_key="P2",
                                      spatial_pyramid_pooling_key="P3", dilation_rates=[2, 4], upsampling_size=2,
                                      projection_filters=16)
-    return hub.DeepLabV3ImageSegmenter(backbone=backbone, num_classes=3)
+    segmenter = hub.DeepLabV3ImageSegmenter(backbone=backbone, num_classes=3)
+    if size is None:
+        return segmenter
+    x = keras.Input((size, size, 3), name="image")
+    return keras.Model(x, segmenter(x), name="deeplab")
 
 
 def hub_segformer():
@@ -372,7 +378,8 @@ def hub_segformer():
 
 
 # Transformer and segmentation tasks: kslim prunes them exactly or refuses them with its own ValueError.
-HUB_TASKS = {"hub_vit": hub_vit, "hub_mit": hub_mit, "hub_deeplab": hub_deeplab, "hub_segformer": hub_segformer}
+HUB_TASKS = {"hub_vit": hub_vit, "hub_mit": hub_mit, "hub_deeplab": lambda: hub_deeplab(32),
+             "hub_segformer": hub_segformer}
 
 
 def unet(input_shape=(16, 16, 3), classes=3):

@@ -63,7 +63,7 @@ def test_kerashub_blocks_that_hold_their_bns_are_inlined_and_pruned_through(name
 
 def test_a_segmentation_task_whose_layers_list_weights_in_another_order_prunes_exactly():
     # DeepLabV3: the clone lists its weights in another order (set_weights failed inside the inlining).
-    model = sparsify(archs.hub_deeplab(), frac=0.4, beta_zero=False)
+    model = sparsify(archs.hub_deeplab(), frac=0.4, beta_zero=False)  # any input size
     plan = kslim.plan(model, threshold=1e-8)
     x = sample_inputs(model)  # its input size is unknown: 32 x 32
     slim = kslim.prune(model, plan=plan)
