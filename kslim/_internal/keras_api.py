@@ -161,3 +161,12 @@ def applications_layer(module, name):
         return None
     cls = getattr(found, name, None)
     return cls if isinstance(cls, type) else None
+
+
+def layer_config(layer):
+    """`layer.get_config()`, with what older Keras leaves out restored: Keras 3.12's transposed convolutions
+    drop `output_padding`, so a layer rebuilt from its config computed a smaller output."""
+    config = layer.get_config()
+    if getattr(layer, "output_padding", None) is not None and config.get("output_padding") is None:
+        config["output_padding"] = layer.output_padding
+    return config

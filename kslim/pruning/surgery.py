@@ -238,7 +238,7 @@ def _clone(model, records, edit, folded, added, dead=()):
     def clone_function(layer):
         if layer.name in dead:  # never called
             return layer
-        config = layer.get_config()
+        config = keras_api.layer_config(layer)
         edit(layer.name, config)
         # Every weight is overwritten right after the rebuild, so drawing random initial values
         # is wasted work (a quarter of from_config on TensorFlow, an XLA compile per shape on
@@ -291,12 +291,23 @@ class _Removed:
 _REMOVED = _Removed()
 
 
+def _layer_or_none(model, name):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None
+
+
 def _rebuild_from_config(model, records, edit, folded, added):
     """A Sequential model rebuilt from its edited config (it has no call_function hook)."""
     config = model.get_config()
     for entry in config["layers"]:
         entry.pop("build_config", None)
-        edit(config_edit.entry_name(entry), entry["config"])
+        name = config_edit.entry_name(entry)
+        padding = getattr(_layer_or_none(model, name), "output_padding", None)
+        if padding is not None and entry["config"].get("output_padding") is None:  # Keras 3.12 drops it
+            entry["config"]["output_padding"] = padding
+        edit(name, entry["config"])
     for name, (border, _) in added.items():
         entry = keras.saving.serialize_keras_object(border)
         entry.pop("build_config", None)
