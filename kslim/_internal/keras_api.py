@@ -163,10 +163,18 @@ def applications_layer(module, name):
     return cls if isinstance(cls, type) else None
 
 
+TRANSPOSED_CONVS = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+
+
 def layer_config(layer):
-    """`layer.get_config()`, with what older Keras leaves out restored: Keras 3.12's transposed convolutions
-    drop `output_padding`, so a layer rebuilt from its config computed a smaller output."""
-    config = layer.get_config()
+    """`layer.get_config()`, completed by `complete_config`."""
+    return complete_config(layer, layer.get_config())
+
+
+def complete_config(layer, config):
+    """Restores in `config` (a config of `layer`, edited in place and returned) what older Keras leaves out:
+    Keras 3.12's transposed convolutions drop `output_padding`, so a layer rebuilt from its config computed a
+    smaller output."""
     if getattr(layer, "output_padding", None) is not None and config.get("output_padding") is None:
         config["output_padding"] = layer.output_padding
     return config

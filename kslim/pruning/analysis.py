@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 
+from kslim._internal import keras_api
 from kslim.pruning.handlers import LayerHandler, get_handler
 from kslim.pruning.graph import Graph
 from kslim.pruning.permutation import Streams
@@ -387,7 +388,7 @@ class Analysis:
         return params, self._other_flops + sum(f for _, f in after.values())
 
 
-_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+_TRANSPOSED = keras_api.TRANSPOSED_CONVS
 
 
 def _unfoldable_constant(layer):

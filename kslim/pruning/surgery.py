@@ -304,9 +304,9 @@ def _rebuild_from_config(model, records, edit, folded, added):
     for entry in config["layers"]:
         entry.pop("build_config", None)
         name = config_edit.entry_name(entry)
-        padding = getattr(_layer_or_none(model, name), "output_padding", None)
-        if padding is not None and entry["config"].get("output_padding") is None:  # Keras 3.12 drops it
-            entry["config"]["output_padding"] = padding
+        layer = _layer_or_none(model, name)
+        if layer is not None:
+            keras_api.complete_config(layer, entry["config"])
         edit(name, entry["config"])
     for name, (border, _) in added.items():
         entry = keras.saving.serialize_keras_object(border)
@@ -366,7 +366,7 @@ def _border_kernel(layer, weights, dropped, c):
 
 
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
-_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+_TRANSPOSED = keras_api.TRANSPOSED_CONVS
 _ZERO_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
 
 
